@@ -1,0 +1,85 @@
+//! Micro-benchmarks of the token hot paths, printed beside the machine's own RSA limit.
+//!
+//! Run: `cargo bench --bench crypto`. Compares signing with a key pair parsed once (what
+//! keymint does) against `jsonwebtoken::encode`, which re-parses the private key per call.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use keymint::keys::Signer;
+use keymint::tokens::AccessClaims;
+use rsa::pkcs1::EncodeRsaPrivateKey;
+use rsa::pkcs8::DecodePrivateKey;
+
+fn claims() -> AccessClaims {
+    AccessClaims {
+        iss: "http://127.0.0.1:8080".into(),
+        sub: "6f1c2d4e-8a7b-4c3d-9e2f-1a2b3c4d5e6f".into(),
+        aud: "http://127.0.0.1:8080".into(),
+        exp: 4_000_000_000,
+        iat: 1_700_000_000,
+        nbf: 1_700_000_000,
+        jti: "0123456789abcdef0123456789abcdef".into(),
+        token_type: "access".into(),
+        scope: "profile".into(),
+        roles: vec!["admin".into()],
+        sid: Some("fedcba9876543210fedcba9876543210".into()),
+        client_id: None,
+    }
+}
+
+fn openssl_speed() {
+    match std::process::Command::new("openssl")
+        .args(["speed", "-seconds", "2", "rsa2048"])
+        .output()
+    {
+        Ok(out) => {
+            let text = String::from_utf8_lossy(&out.stdout);
+            if let Some(line) = text.lines().find(|l| l.starts_with("rsa 2048")) {
+                println!("machine limit (openssl speed rsa2048, 1 core): {line}");
+                println!(
+                    "                                   columns: sign s, verify s, sign/s, verify/s"
+                );
+            }
+        }
+        Err(e) => println!("openssl speed unavailable: {e}"),
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    openssl_speed();
+    let m = keymint::keys::material::generate(2048).unwrap();
+    let signer = Signer::from_pkcs8(m.kid.clone(), &m.pkcs8_der).unwrap();
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let claims = claims();
+    let msg = b"eyJhbGciOiJSUzI1NiIsInR5cCI6ImF0K2p3dCJ9.eyJzdWIiOiJhbGljZSJ9";
+
+    c.bench_function("rs256_sign/keymint_parsed_once", |b| {
+        b.iter(|| signer.sign(&rng, black_box(msg)).unwrap())
+    });
+
+    let pkcs1 = rsa::RsaPrivateKey::from_pkcs8_der(&m.pkcs8_der)
+        .unwrap()
+        .to_pkcs1_der()
+        .unwrap();
+    let ek = EncodingKey::from_rsa_der(pkcs1.as_bytes());
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some(m.kid.clone());
+    c.bench_function("rs256_sign/jsonwebtoken_encode", |b| {
+        b.iter(|| jsonwebtoken::encode(black_box(&header), &claims, &ek).unwrap())
+    });
+
+    let token = jsonwebtoken::encode(&header, &claims, &ek).unwrap();
+    let dk = DecodingKey::from_rsa_components(&m.n, &m.e).unwrap();
+    let mut v = Validation::new(Algorithm::RS256);
+    v.validate_exp = false;
+    v.set_audience(&["http://127.0.0.1:8080"]);
+    c.bench_function("rs256_verify/jsonwebtoken_decode", |b| {
+        b.iter(|| jsonwebtoken::decode::<AccessClaims>(black_box(&token), &dk, &v).unwrap())
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

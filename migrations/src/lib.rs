@@ -1,0 +1,16 @@
+//! keymint's schema, as sea-orm migrations shared by SQLite and Postgres.
+//! Never edit a migration that has shipped: add a new one.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m0001_initial;
+
+/// The ordered list of migrations.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m0001_initial::Migration)]
+    }
+}

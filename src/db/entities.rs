@@ -1,0 +1,175 @@
+//! sea-orm entities, one module per table. Rows, not API types: HTTP bodies live in `http`.
+
+macro_rules! no_relations {
+    () => {
+        #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+        pub enum Relation {}
+        impl ActiveModelBehavior for ActiveModel {}
+    };
+}
+
+pub mod users {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "users")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub username: String,
+        pub password_hash: String,
+        /// JSON array of role names.
+        pub roles: String,
+        pub disabled: bool,
+        pub created_at: i64,
+        pub updated_at: i64,
+    }
+    no_relations!();
+}
+
+pub mod signing_keys {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "signing_keys")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub kid: String,
+        pub purpose: String,
+        pub state: String,
+        pub bits: i32,
+        pub n: String,
+        pub e: String,
+        /// AES-256-GCM(nonce || ciphertext) of the PKCS#8 DER private key.
+        pub private_key: Vec<u8>,
+        pub kek_id: String,
+        pub created_at: i64,
+        pub activated_at: Option<i64>,
+        pub retired_at: Option<i64>,
+        pub revoked_at: Option<i64>,
+        pub expires_at: Option<i64>,
+    }
+    no_relations!();
+
+    impl std::fmt::Debug for Model {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("SigningKey")
+                .field("kid", &self.kid)
+                .field("purpose", &self.purpose)
+                .field("state", &self.state)
+                .field("private_key", &"<hidden>")
+                .finish_non_exhaustive()
+        }
+    }
+}
+
+pub mod refresh_families {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "refresh_families")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub user_id: Option<String>,
+        pub client_id: Option<String>,
+        pub scope: String,
+        pub audience: String,
+        pub created_at: i64,
+        pub expires_at: i64,
+        pub revoked_at: Option<i64>,
+        pub revoked_reason: Option<String>,
+    }
+    no_relations!();
+}
+
+pub mod refresh_tokens {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "refresh_tokens")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub jti: String,
+        pub family_id: String,
+        pub issued_at: i64,
+        pub expires_at: i64,
+        pub used_at: Option<i64>,
+        pub replaced_by: Option<String>,
+        pub revoked_at: Option<i64>,
+    }
+    no_relations!();
+}
+
+pub mod revocations {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "revocations")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        /// `jti` (one access token) or `sid` (every access token of a refresh family).
+        pub kind: String,
+        pub value: String,
+        pub expires_at: i64,
+        pub created_at: i64,
+        pub reason: String,
+    }
+    no_relations!();
+}
+
+pub mod clients {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "clients")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub client_id: String,
+        pub name: String,
+        /// Hex SHA-256 of the secret; the secret itself is never stored.
+        pub secret_hash: String,
+        pub grant_types: String,
+        pub scopes: String,
+        pub audience: Option<String>,
+        pub created_at: i64,
+    }
+    no_relations!();
+}
+
+pub mod audit_events {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "audit_events")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub at: i64,
+        pub kind: String,
+        pub outcome: String,
+        pub actor: Option<String>,
+        pub subject: Option<String>,
+        pub ip: Option<String>,
+        /// JSON object with event-specific fields; never a secret.
+        pub detail: String,
+    }
+    no_relations!();
+}
+
+pub mod job_runs {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "job_runs")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub job: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tick: i64,
+        pub instance: String,
+        pub started_at: i64,
+    }
+    no_relations!();
+}

@@ -1,0 +1,234 @@
+//! `/auth/*`: login, refresh, logout, me. Handlers extract, call the domain, map the result.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+
+use crate::audit::{self, Event};
+use crate::error::{Error, ErrorBody, ErrorCode};
+use crate::http::extract::{ApiJson, Bearer, ClientIp};
+use crate::sessions::{Grant, TokenPair};
+use crate::state::AppState;
+use crate::tokens::now;
+
+/// Username and password.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    #[schema(example = "alice")]
+    pub username: String,
+    #[schema(example = "correct horse battery staple", format = Password)]
+    pub password: String,
+}
+
+/// A refresh token to exchange.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+/// Optional body of a logout.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogoutRequest {
+    pub refresh_token: Option<String>,
+}
+
+/// A token pair.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct TokenResponse {
+    /// RS256 JWT (`typ: at+jwt`), verifiable through the JWKS.
+    pub access_token: String,
+    /// RS256 JWT signed by an unpublished refresh key; only keymint can verify it.
+    pub refresh_token: String,
+    #[schema(example = "Bearer")]
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    #[schema(example = 900)]
+    pub expires_in: i64,
+    /// Seconds until the refresh token expires.
+    #[schema(example = 2592000)]
+    pub refresh_expires_in: i64,
+}
+
+/// The caller.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct MeResponse {
+    pub id: String,
+    #[schema(example = "alice")]
+    pub username: String,
+    pub roles: Vec<String>,
+}
+
+/// Token responses must never be cached (RFC 6749 section 5.1).
+pub fn no_store(mut resp: Response) -> Response {
+    let h = resp.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    resp
+}
+
+fn token_response(p: TokenPair) -> Response {
+    let body = TokenResponse {
+        access_token: p.access_token,
+        refresh_token: p.refresh_token,
+        token_type: "Bearer".into(),
+        expires_in: p.expires_in,
+        refresh_expires_in: p.refresh_expires_in,
+    };
+    no_store(Json(body).into_response())
+}
+
+fn bad_credentials() -> Error {
+    Error::new(
+        ErrorCode::InvalidCredentials,
+        "invalid username or password",
+    )
+}
+
+/// Log in with a username and password.
+#[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest,
+    responses(
+        (status = 200, description = "A new token pair", body = TokenResponse,
+            headers(("Cache-Control" = String, description = "no-store"))),
+        (status = 400, description = "VALIDATION_ERROR", body = ErrorBody),
+        (status = 401, description = "INVALID_CREDENTIALS (same body for unknown user and wrong password)", body = ErrorBody),
+        (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorBody),
+    ))]
+pub async fn login(
+    State(s): State<AppState>,
+    ClientIp(ip): ClientIp,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> Result<Response, Error> {
+    let now = now();
+    let creds = if crate::users::validate_username(&req.username).is_ok() {
+        s.users.by_username(&req.username).await?
+    } else {
+        None
+    };
+    let ok = s
+        .users
+        .hasher()
+        .verify(
+            creds.as_ref().map(|c| c.password_hash.as_str()),
+            &req.password,
+        )
+        .await?;
+    let user = match creds {
+        Some(c) if ok && !c.user.disabled => c.user,
+        other => {
+            let subject = other.map(|c| c.user.id);
+            audit::record(
+                &s.db,
+                Event::new("login", "failed")
+                    .subject(subject.as_deref())
+                    .ip(ip.as_deref())
+                    .detail(json!({"username": req.username})),
+                now,
+            )
+            .await;
+            return Err(bad_credentials());
+        }
+    };
+    let grant = Grant {
+        scope: "profile".into(),
+        audience: s.config.audience.clone(),
+        client_id: None,
+        user,
+    };
+    let pair = s.sessions.start(grant, now).await?;
+    audit::record(
+        &s.db,
+        Event::new("login", "ok")
+            .subject(Some(&pair.access.sub))
+            .ip(ip.as_deref())
+            .detail(json!({"sid": pair.access.sid, "jti": pair.access.jti})),
+        now,
+    )
+    .await;
+    Ok(token_response(pair))
+}
+
+/// Exchange a refresh token for a new pair. Presenting a used refresh token revokes its family.
+#[utoipa::path(post, path = "/auth/refresh", tag = "auth", request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "A new token pair in the same family", body = TokenResponse),
+        (status = 400, description = "VALIDATION_ERROR", body = ErrorBody),
+        (status = 401, description = "INVALID_TOKEN, REFRESH_TOKEN_EXPIRED, REFRESH_TOKEN_REUSED or TOKEN_REVOKED", body = ErrorBody),
+    ))]
+pub async fn refresh(
+    State(s): State<AppState>,
+    ApiJson(req): ApiJson<RefreshRequest>,
+) -> Result<Response, Error> {
+    let pair = s.sessions.refresh(&req.refresh_token, None, now()).await?;
+    Ok(token_response(pair))
+}
+
+/// Revoke the presented access token and its refresh family (and, optionally, the family of a
+/// given refresh token of the same user).
+#[utoipa::path(post, path = "/auth/logout", tag = "auth", request_body(content = Option<LogoutRequest>),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Logged out"),
+        (status = 400, description = "VALIDATION_ERROR", body = ErrorBody),
+        (status = 401, description = "MISSING_TOKEN, INVALID_TOKEN, TOKEN_EXPIRED or TOKEN_REVOKED", body = ErrorBody),
+    ))]
+pub async fn logout(
+    State(s): State<AppState>,
+    Bearer(claims): Bearer,
+    body: Bytes,
+) -> Result<StatusCode, Error> {
+    let req: Option<LogoutRequest> = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        Some(
+            serde_json::from_slice(&body)
+                .map_err(|e| Error::validation(format!("invalid JSON body: {e}")))?,
+        )
+    };
+    let now = now();
+    s.sessions
+        .logout(
+            &claims,
+            req.as_ref().and_then(|r| r.refresh_token.as_deref()),
+            now,
+        )
+        .await?;
+    audit::record(
+        &s.db,
+        Event::new("token.revoke", "ok")
+            .actor(Some(&claims.sub))
+            .subject(Some(&claims.sub))
+            .detail(json!({"reason": "logout", "jti": claims.jti, "sid": claims.sid})),
+        now,
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The caller's identity.
+#[utoipa::path(get, path = "/auth/me", tag = "auth", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The authenticated user", body = MeResponse),
+        (status = 401, description = "MISSING_TOKEN, INVALID_TOKEN, TOKEN_EXPIRED or TOKEN_REVOKED", body = ErrorBody),
+    ))]
+pub async fn me(
+    State(s): State<AppState>,
+    Bearer(claims): Bearer,
+) -> Result<Json<MeResponse>, Error> {
+    match s.users.by_id(&claims.sub).await? {
+        Some(u) if !u.disabled => Ok(Json(MeResponse {
+            id: u.id,
+            username: u.username,
+            roles: u.roles,
+        })),
+        Some(_) => Err(Error::new(ErrorCode::TokenRevoked, "the user is disabled")),
+        None => Err(Error::invalid_token()),
+    }
+}

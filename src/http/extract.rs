@@ -1,0 +1,72 @@
+//! Extractors that speak keymint's error format: JSON bodies, bearer tokens, client address.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, ErrorCode};
+use crate::state::AppState;
+use crate::tokens::{AccessClaims, now};
+
+/// `axum::Json`, with rejections turned into `VALIDATION_ERROR` / `PAYLOAD_TOO_LARGE`.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Error> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            Err(rej) if rej.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => Err(
+                Error::new(ErrorCode::PayloadTooLarge, "request body exceeds 64 KiB"),
+            ),
+            Err(rej) => Err(Error::validation(rej.body_text())),
+        }
+    }
+}
+
+/// The raw bearer token of the request, if any.
+pub fn bearer_token(parts: &Parts) -> Option<&str> {
+    let v = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// A verified, unrevoked access token for keymint's own audience.
+pub struct Bearer(pub AccessClaims);
+
+impl FromRequestParts<AppState> for Bearer {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        let token = bearer_token(parts).ok_or_else(|| {
+            Error::new(
+                ErrorCode::MissingToken,
+                "an Authorization: Bearer token is required",
+            )
+        })?;
+        state.authenticate(token, now()).map(Bearer)
+    }
+}
+
+/// The peer address, when the server was started with connect info.
+pub struct ClientIp(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip().to_string()),
+        ))
+    }
+}

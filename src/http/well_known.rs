@@ -1,0 +1,111 @@
+//! Discovery: the JWKS and the OpenID / OAuth metadata documents.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::keys::Jwks;
+use crate::state::AppState;
+
+/// The public halves of every next, active and retired access key. Served from bytes rendered
+/// once per key change, with an ETag and `Cache-Control: public, max-age=…`.
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "discovery",
+    responses(
+        (status = 200, description = "The JSON Web Key Set", body = Jwks,
+            headers(("ETag" = String), ("Cache-Control" = String))),
+        (status = 304, description = "Not modified (If-None-Match matched the ETag)"),
+    ))]
+pub async fn jwks(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    let ring = s.keys.ring();
+    let (body, etag) = ring.jwks();
+    let cache = format!("public, max-age={}", s.config.jwks_max_age.as_secs());
+    let mut out = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        out.insert(header::ETAG, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&cache) {
+        out.insert(header::CACHE_CONTROL, v);
+    }
+    if if_none_match(&headers, etag) {
+        return (StatusCode::NOT_MODIFIED, out).into_response();
+    }
+    out.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    (StatusCode::OK, out, body.to_vec()).into_response()
+}
+
+/// RFC 9110 weak comparison of If-None-Match against our ETag.
+fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| {
+            v.split(',')
+                .map(str::trim)
+                .any(|t| t == "*" || t.trim_start_matches("W/") == etag)
+        })
+}
+
+/// OpenID Provider / OAuth 2.0 Authorization Server metadata.
+#[derive(Serialize, ToSchema)]
+pub struct Discovery {
+    pub issuer: String,
+    pub jwks_uri: String,
+    pub userinfo_endpoint: String,
+    pub grant_types_supported: Vec<&'static str>,
+    pub response_types_supported: Vec<&'static str>,
+    pub subject_types_supported: Vec<&'static str>,
+    pub id_token_signing_alg_values_supported: Vec<&'static str>,
+    pub token_endpoint_auth_methods_supported: Vec<&'static str>,
+    pub claims_supported: Vec<&'static str>,
+    pub scopes_supported: Vec<&'static str>,
+}
+
+fn discovery(s: &AppState) -> Discovery {
+    let base = &s.config.issuer;
+    Discovery {
+        issuer: base.clone(),
+        jwks_uri: format!("{base}/.well-known/jwks.json"),
+        userinfo_endpoint: format!("{base}/auth/me"),
+        grant_types_supported: vec!["password", "refresh_token"],
+        // keymint has no authorization endpoint, so no response type applies.
+        response_types_supported: vec![],
+        subject_types_supported: vec!["public"],
+        id_token_signing_alg_values_supported: vec!["RS256"],
+        token_endpoint_auth_methods_supported: vec!["none"],
+        claims_supported: vec![
+            "iss",
+            "sub",
+            "aud",
+            "exp",
+            "iat",
+            "nbf",
+            "jti",
+            "scope",
+            "roles",
+            "sid",
+            "client_id",
+        ],
+        scopes_supported: vec!["profile"],
+    }
+}
+
+/// OpenID Connect discovery document.
+#[utoipa::path(get, path = "/.well-known/openid-configuration", tag = "discovery",
+    responses((status = 200, description = "Provider metadata", body = Discovery)))]
+pub async fn openid_configuration(State(s): State<AppState>) -> Json<Discovery> {
+    Json(discovery(&s))
+}
+
+/// RFC 8414 authorization server metadata (the same document).
+#[utoipa::path(get, path = "/.well-known/oauth-authorization-server", tag = "discovery",
+    responses((status = 200, description = "Authorization server metadata", body = Discovery)))]
+pub async fn oauth_authorization_server(State(s): State<AppState>) -> Json<Discovery> {
+    Json(discovery(&s))
+}

@@ -1,0 +1,309 @@
+//! The `keymint` command: a thin clap layer over the library.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use keymint::config::{Config, LogFormat};
+use keymint::keys::Purpose;
+use keymint::state::{App, StartError};
+use keymint::tokens::now;
+
+#[derive(Parser)]
+#[command(name = "keymint", version, about = "An RS256 identity provider", after_help = keymint::config::ENV_HELP)]
+struct Cli {
+    /// Optional TOML file; environment variables override it.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server (migrates and creates keys first).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage signing keys.
+    #[command(subcommand)]
+    Keys(KeysCmd),
+    /// Manage users.
+    #[command(subcommand)]
+    Users(UsersCmd),
+    /// Print the OpenAPI document as JSON.
+    Openapi,
+}
+
+#[derive(Subcommand)]
+enum KeysCmd {
+    /// List every key with its state and times.
+    List,
+    /// Rotate now: next → active, active → retired, new next.
+    Rotate {
+        /// Rotate only this purpose (access or refresh); default both.
+        #[arg(long, value_parser = ["access", "refresh"])]
+        purpose: Option<String>,
+    },
+    /// Revoke a compromised key at once.
+    Revoke { kid: String },
+    /// Print public keys: the JWKS, or one key as JWK or PEM.
+    Export {
+        /// Only this key.
+        #[arg(long)]
+        kid: Option<String>,
+        /// SPKI PEM instead of JWK (needs --kid).
+        #[arg(long, requires = "kid")]
+        pem: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum UsersCmd {
+    /// Create a user; the password is read from standard input.
+    Create {
+        username: String,
+        /// A role (repeatable), e.g. --role admin.
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        /// Read the password from the first line of standard input (required: passwords
+        /// never go on the command line).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users.
+    List,
+    /// Replace a user's roles.
+    SetRoles {
+        username: String,
+        #[arg(long = "role")]
+        roles: Vec<String>,
+    },
+    /// Disable a user.
+    Disable { username: String },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("keymint: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(config.log_format);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("keymint: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli.command, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(StartError::Config(msg)) => {
+            eprintln!("keymint: invalid configuration: {msg}");
+            ExitCode::from(2)
+        }
+        Err(StartError::Other(msg)) => {
+            eprintln!("keymint: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn,sea_orm_migration=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn other(e: impl std::fmt::Display) -> StartError {
+    StartError::Other(e.to_string())
+}
+
+fn print_json(v: &impl serde::Serialize) -> Result<(), StartError> {
+    println!("{}", serde_json::to_string_pretty(v).map_err(other)?);
+    Ok(())
+}
+
+async fn run(cmd: Command, config: Config) -> Result<(), StartError> {
+    match cmd {
+        Command::Openapi => print_json(&keymint::openapi_document()),
+        Command::Migrate => {
+            let db = keymint::db::connect(&config.database_url)
+                .await
+                .map_err(other)?;
+            keymint::db::migrate(&db).await.map_err(other)?;
+            eprintln!("migrations applied");
+            Ok(())
+        }
+        Command::Serve => serve(config).await,
+        Command::Keys(k) => keys(k, App::open(config, now()).await?).await,
+        Command::Users(u) => users(u, App::open(config, now()).await?).await,
+    }
+}
+
+async fn serve(config: Config) -> Result<(), StartError> {
+    let bind = config.bind;
+    let app = App::open(config, now()).await?;
+    app.bootstrap(now()).await.map_err(other)?;
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .map_err(|e| StartError::Config(format!("KEYMINT_BIND: cannot listen on {bind}: {e}")))?;
+    let ring = app.keys.ring();
+    tracing::info!(%bind, issuer = %app.config.issuer, published = ?ring.published_kids(), "keymint listening");
+    keymint::server::serve(Arc::new(app), listener, keymint::server::shutdown_signal())
+        .await
+        .map_err(other)
+}
+
+async fn keys(cmd: KeysCmd, app: App) -> Result<(), StartError> {
+    let now = now();
+    match cmd {
+        KeysCmd::List => print_json(&app.keys.list().await.map_err(other)?),
+        KeysCmd::Rotate { purpose } => {
+            let purposes: Vec<Purpose> = match purpose.as_deref().and_then(Purpose::parse) {
+                Some(p) => vec![p],
+                None => Purpose::ALL.to_vec(),
+            };
+            let mut out = serde_json::Map::new();
+            for p in purposes {
+                let r = app.keys.rotate(p, now).await.map_err(other)?;
+                keymint::audit::record(&app.db, keymint::audit::Event::new("key.rotate", "ok").actor(Some("cli"))
+                    .detail(serde_json::json!({"purpose": p.as_str(), "active": r.active, "next": r.next})), now).await;
+                out.insert(p.as_str().into(), serde_json::to_value(r).map_err(other)?);
+            }
+            print_json(&out)
+        }
+        KeysCmd::Revoke { kid } => {
+            let info = app.keys.revoke(&kid, now).await.map_err(other)?;
+            keymint::audit::record(
+                &app.db,
+                keymint::audit::Event::new("key.revoke", "ok")
+                    .actor(Some("cli"))
+                    .detail(serde_json::json!({"kid": kid})),
+                now,
+            )
+            .await;
+            print_json(&info)
+        }
+        KeysCmd::Export { kid: None, .. } => {
+            let ring = app.keys.ring();
+            let doc: serde_json::Value = serde_json::from_slice(ring.jwks().0).map_err(other)?;
+            print_json(&doc)
+        }
+        KeysCmd::Export {
+            kid: Some(kid),
+            pem,
+        } => {
+            let (_, jwk) = app.keys.public(&kid).await.map_err(other)?;
+            if pem {
+                print!(
+                    "{}",
+                    keymint::keys::material::public_pem(&jwk.n, &jwk.e).map_err(other)?
+                );
+                Ok(())
+            } else {
+                print_json(&jwk)
+            }
+        }
+    }
+}
+
+async fn users(cmd: UsersCmd, app: App) -> Result<(), StartError> {
+    let now = now();
+    let by_name = |name: String| {
+        let store = app.users.clone();
+        async move {
+            store
+                .by_username(&name)
+                .await
+                .map_err(other)?
+                .map(|c| c.user)
+                .ok_or_else(|| other(format!("no user named {name:?}")))
+        }
+    };
+    match cmd {
+        UsersCmd::Create {
+            username,
+            roles,
+            password_stdin,
+        } => {
+            if !password_stdin {
+                return Err(other(
+                    "pass --password-stdin and the password on standard input",
+                ));
+            }
+            let mut line = String::new();
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .map_err(other)?;
+            let password = line.trim_end_matches(['\n', '\r']);
+            let user = app
+                .users
+                .create(&username, password, &roles, now)
+                .await
+                .map_err(|e| other(e.message))?;
+            keymint::audit::record(
+                &app.db,
+                keymint::audit::Event::new("user.create", "ok")
+                    .actor(Some("cli"))
+                    .subject(Some(&user.id)),
+                now,
+            )
+            .await;
+            print_json(&user)
+        }
+        UsersCmd::List => print_json(&app.users.list().await.map_err(other)?),
+        UsersCmd::SetRoles { username, roles } => {
+            let user = by_name(username).await?;
+            let user = app
+                .users
+                .set_roles(&user.id, &roles, now)
+                .await
+                .map_err(|e| other(e.message))?;
+            keymint::audit::record(
+                &app.db,
+                keymint::audit::Event::new("user.update", "ok")
+                    .actor(Some("cli"))
+                    .subject(Some(&user.id))
+                    .detail(serde_json::json!({"roles": user.roles})),
+                now,
+            )
+            .await;
+            print_json(&user)
+        }
+        UsersCmd::Disable { username } => {
+            let user = by_name(username).await?;
+            let user = app
+                .users
+                .set_disabled(&user.id, true, now)
+                .await
+                .map_err(|e| other(e.message))?;
+            keymint::audit::record(
+                &app.db,
+                keymint::audit::Event::new("user.disable", "ok")
+                    .actor(Some("cli"))
+                    .subject(Some(&user.id)),
+                now,
+            )
+            .await;
+            print_json(&user)
+        }
+    }
+}

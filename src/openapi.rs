@@ -1,0 +1,35 @@
+//! The OpenAPI document's frame: info, tags and security schemes. Paths come from the
+//! `#[utoipa::path]` annotations via `http::api_router`.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "keymint", description = "An RS256 identity provider: rotating RSA keys published as a JWKS, access/refresh token pairs."),
+    modifiers(&Security),
+    components(schemas(crate::error::ErrorBody, crate::error::ErrorCode)),
+    tags(
+        (name = "discovery", description = "JWKS and provider metadata"),
+        (name = "auth", description = "Log in, refresh, log out, who am I"),
+        (name = "operations", description = "Health and readiness"),
+    )
+)]
+pub struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}

@@ -1,0 +1,175 @@
+//! The access-token denylist: revoked jtis and revoked refresh families (`sid`), each held
+//! until the last access token it covers has expired. Rows live in the database; a moka cache
+//! in front holds every live row, so the hot-path check is a hash lookup with no database
+//! round trip. Other instances' revocations arrive by polling rows created since the last
+//! poll (with an overlap, because a sequence value can commit out of order).
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
+
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect,
+};
+
+use crate::db::entities::revocations::{self, Column as R, Entity as Revocations};
+use crate::error::Result;
+
+/// What a denylist row covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// One access token.
+    Jti,
+    /// Every access token issued from one refresh family.
+    Sid,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Jti => "jti",
+            Kind::Sid => "sid",
+        }
+    }
+}
+
+struct ExpireAt;
+
+impl moka::Expiry<String, i64> for ExpireAt {
+    fn expire_after_create(&self, _: &String, exp: &i64, _: Instant) -> Option<Duration> {
+        // Memory hygiene only: an entry outliving its tokens is harmless, one dying early is
+        // not, hence the extra minute.
+        let left = exp.saturating_sub(crate::tokens::now()).max(0) as u64;
+        Some(Duration::from_secs(left + 60))
+    }
+}
+
+/// Seconds of overlap each poll re-reads, covering transactions that commit late.
+const POLL_OVERLAP: i64 = 5;
+const LOAD_BATCH: u64 = 10_000;
+
+/// The denylist. Cheap to share behind an `Arc`.
+pub struct Denylist {
+    db: DatabaseConnection,
+    // Unbounded on purpose: evicting a live revocation would un-revoke a token.
+    cache: moka::sync::Cache<String, i64>,
+    watermark: AtomicI64,
+}
+
+fn key(kind: Kind, value: &str) -> String {
+    format!("{}:{value}", kind.as_str())
+}
+
+impl Denylist {
+    /// Load every live row into memory.
+    pub async fn load(db: DatabaseConnection, now: i64) -> Result<Self> {
+        let list = Self {
+            db,
+            cache: moka::sync::Cache::builder().expire_after(ExpireAt).build(),
+            watermark: AtomicI64::new(0),
+        };
+        let mut after = 0i64;
+        loop {
+            let rows = Revocations::find()
+                .filter(R::Id.gt(after))
+                .filter(R::ExpiresAt.gt(now))
+                .order_by_asc(R::Id)
+                .limit(LOAD_BATCH)
+                .all(&list.db)
+                .await?;
+            let Some(last) = rows.last() else { break };
+            after = last.id;
+            list.absorb(&rows);
+        }
+        list.watermark.fetch_max(now, Ordering::Relaxed);
+        Ok(list)
+    }
+
+    fn absorb(&self, rows: &[revocations::Model]) {
+        for r in rows {
+            let kind = if r.kind == "sid" {
+                Kind::Sid
+            } else {
+                Kind::Jti
+            };
+            self.cache.insert(key(kind, &r.value), r.expires_at);
+            self.watermark.fetch_max(r.created_at, Ordering::Relaxed);
+        }
+    }
+
+    /// True when the token `jti`, or its family `sid`, is revoked. No I/O.
+    pub fn is_revoked(&self, jti: &str, sid: Option<&str>) -> bool {
+        self.cache.contains_key(&key(Kind::Jti, jti))
+            || sid.is_some_and(|s| self.cache.contains_key(&key(Kind::Sid, s)))
+    }
+
+    /// Write a revocation row through `conn` (which may be a transaction). Call
+    /// [`Denylist::remember`] once it has committed.
+    pub async fn insert<C: ConnectionTrait>(
+        conn: &C,
+        kind: Kind,
+        value: &str,
+        expires_at: i64,
+        reason: &str,
+        now: i64,
+    ) -> Result<()> {
+        let row = revocations::ActiveModel {
+            kind: Set(kind.as_str().into()),
+            value: Set(value.into()),
+            expires_at: Set(expires_at),
+            created_at: Set(now),
+            reason: Set(reason.into()),
+            ..Default::default()
+        };
+        Revocations::insert(row)
+            .on_conflict(
+                OnConflict::columns([R::Kind, R::Value])
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Put a committed revocation into this instance's cache at once.
+    pub fn remember(&self, kind: Kind, value: &str, expires_at: i64) {
+        self.cache.insert(key(kind, value), expires_at);
+    }
+
+    /// Revoke and remember in one step (outside any wider transaction).
+    pub async fn revoke(
+        &self,
+        kind: Kind,
+        value: &str,
+        expires_at: i64,
+        reason: &str,
+        now: i64,
+    ) -> Result<()> {
+        Self::insert(&self.db, kind, value, expires_at, reason, now).await?;
+        self.remember(kind, value, expires_at);
+        Ok(())
+    }
+
+    /// Pull rows other instances wrote since the last poll. Returns how many were read.
+    pub async fn sync(&self) -> Result<usize> {
+        let since = self.watermark.load(Ordering::Relaxed) - POLL_OVERLAP;
+        let rows = Revocations::find()
+            .filter(R::CreatedAt.gte(since))
+            .all(&self.db)
+            .await?;
+        self.absorb(&rows);
+        Ok(rows.len())
+    }
+
+    /// Live entries in this instance's cache.
+    pub fn len(&self) -> u64 {
+        self.cache.run_pending_tasks();
+        self.cache.entry_count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

@@ -1,0 +1,390 @@
+//! Sessions: token pairs, refresh families, rotation with reuse detection, logout.
+//!
+//! Architecture invariants:
+//! - a refresh token is spent by one conditional `UPDATE … WHERE used_at IS NULL AND
+//!   revoked_at IS NULL` in the same transaction that inserts its successor, so of N
+//!   concurrent refreshes exactly one wins, on SQLite and Postgres alike;
+//! - revoking a family marks all its refresh tokens revoked *and* adds a `sid` denylist row,
+//!   so both its refresh tokens and the access tokens issued from it are refused.
+
+use std::sync::Arc;
+
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, TransactionTrait,
+};
+use serde_json::json;
+
+use crate::audit::{self, Event};
+use crate::db::entities::{refresh_families as fam, refresh_tokens as rt};
+use crate::error::{Error, ErrorCode, Result};
+use crate::keys::{KeyManager, Purpose};
+use crate::revocation::{Denylist, Kind};
+use crate::tokens::{AccessClaims, RefreshClaims, Rejection, Tokens};
+use crate::users::{User, UserStore};
+
+/// A freshly issued pair.
+#[derive(Debug)]
+pub struct TokenPair {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub expires_in: i64,
+    pub refresh_expires_in: i64,
+    pub scope: String,
+    pub access: AccessClaims,
+}
+
+/// Who a pair is for.
+pub struct Grant {
+    pub user: User,
+    pub client_id: Option<String>,
+    pub scope: String,
+    pub audience: String,
+}
+
+/// Session operations over the database, keys and denylist.
+pub struct Sessions {
+    pub db: DatabaseConnection,
+    pub keys: Arc<KeyManager>,
+    pub tokens: Arc<Tokens>,
+    pub denylist: Arc<Denylist>,
+    pub users: UserStore,
+    pub reuse_grace: i64,
+}
+
+fn new_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// Map a refresh-token rejection to the API's code.
+fn refresh_error(r: Rejection) -> Error {
+    match r {
+        Rejection::Expired => Error::new(
+            ErrorCode::RefreshTokenExpired,
+            "the refresh token has expired",
+        ),
+        _ => Error::new(ErrorCode::InvalidToken, "the refresh token is not valid"),
+    }
+}
+
+impl Sessions {
+    /// Sign an access token and a refresh token on the blocking pool.
+    async fn sign_pair(
+        &self,
+        access: AccessClaims,
+        refresh: RefreshClaims,
+    ) -> Result<(String, String)> {
+        let ring = self.keys.ring();
+        let tokens = self.tokens.clone();
+        tokio::task::spawn_blocking(move || {
+            let a = tokens.sign(&ring, Purpose::Access, &access)?;
+            let r = tokens.sign(&ring, Purpose::Refresh, &refresh)?;
+            Ok::<_, String>((a, r))
+        })
+        .await
+        .map_err(Error::internal)?
+        .map_err(|e| {
+            Error::new(
+                ErrorCode::ServiceUnavailable,
+                format!("cannot sign tokens: {e}"),
+            )
+        })
+    }
+
+    fn claims(&self, g: &Grant, family: &str, now: i64) -> (AccessClaims, RefreshClaims) {
+        let t = &self.tokens;
+        let access = AccessClaims {
+            iss: t.issuer.clone(),
+            sub: g.user.id.clone(),
+            aud: g.audience.clone(),
+            exp: now + t.access_ttl,
+            iat: now,
+            nbf: now,
+            jti: new_id(),
+            token_type: "access".into(),
+            scope: g.scope.clone(),
+            roles: g.user.roles.clone(),
+            sid: Some(family.to_string()),
+            client_id: g.client_id.clone(),
+        };
+        let refresh = RefreshClaims {
+            iss: t.issuer.clone(),
+            sub: g.user.id.clone(),
+            aud: t.issuer.clone(),
+            exp: now + t.refresh_ttl,
+            iat: now,
+            nbf: now,
+            jti: new_id(),
+            token_type: "refresh".into(),
+            fam: family.to_string(),
+        };
+        (access, refresh)
+    }
+
+    fn pair(
+        &self,
+        access: AccessClaims,
+        tokens: (String, String),
+        refresh_exp: i64,
+        now: i64,
+    ) -> TokenPair {
+        TokenPair {
+            access_token: tokens.0,
+            refresh_token: tokens.1,
+            expires_in: access.exp - now,
+            refresh_expires_in: refresh_exp - now,
+            scope: access.scope.clone(),
+            access,
+        }
+    }
+
+    /// Start a new refresh family for a user who just authenticated.
+    pub async fn start(&self, g: Grant, now: i64) -> Result<TokenPair> {
+        let family = new_id();
+        let (access, refresh) = self.claims(&g, &family, now);
+        let (rjti, rexp) = (refresh.jti.clone(), refresh.exp);
+        let signed = self.sign_pair(access.clone(), refresh).await?;
+        let fam_row = fam::ActiveModel {
+            id: Set(family.clone()),
+            user_id: Set(Some(g.user.id.clone())),
+            client_id: Set(g.client_id.clone()),
+            scope: Set(g.scope.clone()),
+            audience: Set(g.audience.clone()),
+            created_at: Set(now),
+            expires_at: Set(rexp),
+            revoked_at: Set(None),
+            revoked_reason: Set(None),
+        };
+        let tok_row = token_row(&rjti, &family, now, rexp);
+        self.db
+            .transaction::<_, (), Error>(|txn| {
+                Box::pin(async move {
+                    fam::Entity::insert(fam_row)
+                        .exec_without_returning(txn)
+                        .await?;
+                    rt::Entity::insert(tok_row)
+                        .exec_without_returning(txn)
+                        .await?;
+                    Ok(())
+                })
+            })
+            .await?;
+        Ok(self.pair(access, signed, rexp, now))
+    }
+
+    /// Exchange a refresh token for a new pair in the same family. A second use of the same
+    /// token revokes the family (unless within the configured grace period).
+    pub async fn refresh(
+        &self,
+        token: &str,
+        client_id: Option<&str>,
+        now: i64,
+    ) -> Result<TokenPair> {
+        let claims = self
+            .tokens
+            .verify_refresh(&self.keys.ring(), token, now)
+            .map_err(refresh_error)?;
+        let row = rt::Entity::find_by_id(claims.jti.clone())
+            .one(&self.db)
+            .await?
+            .ok_or_else(Error::invalid_token)?;
+        let family = fam::Entity::find_by_id(row.family_id.clone())
+            .one(&self.db)
+            .await?
+            .ok_or_else(Error::invalid_token)?;
+        if family.id != claims.fam {
+            return Err(Error::invalid_token());
+        }
+        if family.revoked_at.is_some() || row.revoked_at.is_some() {
+            return Err(revoked());
+        }
+        if client_id.is_some_and(|cid| family.client_id.as_deref() != Some(cid)) {
+            return Err(Error::new(
+                ErrorCode::InvalidToken,
+                "the refresh token was issued to another client",
+            ));
+        }
+        let user_id = family.user_id.clone().ok_or_else(Error::invalid_token)?;
+        let user = match self.users.by_id(&user_id).await? {
+            Some(u) if !u.disabled => u,
+            _ => return Err(revoked()),
+        };
+        let grant = Grant {
+            user,
+            client_id: family.client_id.clone(),
+            scope: family.scope.clone(),
+            audience: family.audience.clone(),
+        };
+        let (access, refresh) = self.claims(&grant, &family.id, now);
+        let (new_jti, rexp) = (refresh.jti.clone(), refresh.exp);
+        let signed = self.sign_pair(access.clone(), refresh).await?;
+
+        let won = {
+            let (old, new_row, fid, nj) = (
+                claims.jti.clone(),
+                token_row(&new_jti, &family.id, now, rexp),
+                family.id.clone(),
+                new_jti.clone(),
+            );
+            self.db
+                .transaction::<_, bool, Error>(|txn| {
+                    Box::pin(async move {
+                        // The spend comes first: on SQLite it takes the write lock before any read.
+                        let spent = rt::Entity::update_many()
+                            .col_expr(rt::Column::UsedAt, Expr::value(now))
+                            .col_expr(rt::Column::ReplacedBy, Expr::value(nj))
+                            .filter(rt::Column::Jti.eq(old))
+                            .filter(rt::Column::UsedAt.is_null())
+                            .filter(rt::Column::RevokedAt.is_null())
+                            .exec(txn)
+                            .await?;
+                        if spent.rows_affected != 1 {
+                            return Ok(false);
+                        }
+                        rt::Entity::insert(new_row)
+                            .exec_without_returning(txn)
+                            .await?;
+                        extend_family(txn, &fid, rexp).await?;
+                        Ok(true)
+                    })
+                })
+                .await?
+        };
+        if won {
+            return Ok(self.pair(access, signed, rexp, now));
+        }
+
+        // Lost: the token was spent or revoked meanwhile. Decide which.
+        let row = rt::Entity::find_by_id(claims.jti.clone())
+            .one(&self.db)
+            .await?
+            .ok_or_else(Error::invalid_token)?;
+        if row.revoked_at.is_some() {
+            return Err(revoked());
+        }
+        let within_grace =
+            self.reuse_grace > 0 && row.used_at.is_some_and(|u| now - u <= self.reuse_grace);
+        if within_grace {
+            // A client that lost the response may retry: issue another pair in the family.
+            let new_row = token_row(&new_jti, &family.id, now, rexp);
+            let fid = family.id.clone();
+            self.db
+                .transaction::<_, (), Error>(|txn| {
+                    Box::pin(async move {
+                        rt::Entity::insert(new_row)
+                            .exec_without_returning(txn)
+                            .await?;
+                        extend_family(txn, &fid, rexp).await
+                    })
+                })
+                .await?;
+            return Ok(self.pair(access, signed, rexp, now));
+        }
+        self.revoke_family(&family.id, "refresh token reuse", now)
+            .await?;
+        audit::record(
+            &self.db,
+            Event::new("token.reuse", "revoked_family")
+                .subject(Some(&user_id))
+                .detail(json!({"family": family.id, "jti": claims.jti})),
+            now,
+        )
+        .await;
+        Err(Error::new(
+            ErrorCode::RefreshTokenReused,
+            "this refresh token was already used; its whole session has been revoked",
+        ))
+    }
+
+    /// Revoke a whole family: its refresh tokens and the access tokens issued from it.
+    /// Returns false when it was already revoked.
+    pub async fn revoke_family(&self, family_id: &str, reason: &str, now: i64) -> Result<bool> {
+        let sid_until = now + self.tokens.access_ttl + self.tokens.leeway;
+        let (fid, why) = (family_id.to_string(), reason.to_string());
+        let changed = self
+            .db
+            .transaction::<_, bool, Error>(|txn| {
+                Box::pin(async move {
+                    rt::Entity::update_many()
+                        .col_expr(rt::Column::RevokedAt, Expr::value(now))
+                        .filter(rt::Column::FamilyId.eq(fid.clone()))
+                        .filter(rt::Column::RevokedAt.is_null())
+                        .exec(txn)
+                        .await?;
+                    let res = fam::Entity::update_many()
+                        .col_expr(fam::Column::RevokedAt, Expr::value(now))
+                        .col_expr(fam::Column::RevokedReason, Expr::value(why.clone()))
+                        .filter(fam::Column::Id.eq(fid.clone()))
+                        .filter(fam::Column::RevokedAt.is_null())
+                        .exec(txn)
+                        .await?;
+                    Denylist::insert(txn, Kind::Sid, &fid, sid_until, &why, now).await?;
+                    Ok(res.rows_affected > 0)
+                })
+            })
+            .await?;
+        self.denylist.remember(Kind::Sid, family_id, sid_until);
+        Ok(changed)
+    }
+
+    /// Log out: revoke the presented access token and its family, and the family of the
+    /// given refresh token when it belongs to the same user.
+    pub async fn logout(
+        &self,
+        access: &AccessClaims,
+        refresh_token: Option<&str>,
+        now: i64,
+    ) -> Result<()> {
+        self.denylist
+            .revoke(
+                Kind::Jti,
+                &access.jti,
+                access.exp + self.tokens.leeway,
+                "logout",
+                now,
+            )
+            .await?;
+        if let Some(sid) = &access.sid {
+            self.revoke_family(sid, "logout", now).await?;
+        }
+        if let Some(token) = refresh_token {
+            match self.tokens.verify_refresh(&self.keys.ring(), token, now) {
+                Ok(c) if c.sub == access.sub && Some(&c.fam) != access.sid.as_ref() => {
+                    self.revoke_family(&c.fam, "logout", now).await?;
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    return Err(Error::validation(
+                        "refresh_token is not a valid refresh token",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn revoked() -> Error {
+    Error::new(ErrorCode::TokenRevoked, "the token has been revoked")
+}
+
+fn token_row(jti: &str, family: &str, now: i64, exp: i64) -> rt::ActiveModel {
+    rt::ActiveModel {
+        jti: Set(jti.to_string()),
+        family_id: Set(family.to_string()),
+        issued_at: Set(now),
+        expires_at: Set(exp),
+        used_at: Set(None),
+        replaced_by: Set(None),
+        revoked_at: Set(None),
+    }
+}
+
+async fn extend_family(txn: &sea_orm::DatabaseTransaction, fid: &str, exp: i64) -> Result<()> {
+    fam::Entity::update_many()
+        .col_expr(fam::Column::ExpiresAt, Expr::value(exp))
+        .filter(fam::Column::Id.eq(fid))
+        .exec(txn)
+        .await?;
+    Ok(())
+}

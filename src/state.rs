@@ -1,0 +1,171 @@
+//! Application state: everything a request needs, built once at start-up and shared.
+//! Nothing global: tests build as many independent apps as they like.
+
+use std::sync::Arc;
+
+use sea_orm::DatabaseConnection;
+
+use crate::config::Config;
+use crate::error::{Error, ErrorCode, Result};
+use crate::keys::kek::{Kek, KekSource};
+use crate::keys::{KeyManager, KeyPolicy};
+use crate::revocation::Denylist;
+use crate::sessions::Sessions;
+use crate::tokens::{AccessClaims, Rejection, Tokens};
+use crate::users::{PasswordHasher, UserStore};
+
+/// The application.
+pub struct App {
+    pub config: Config,
+    pub db: DatabaseConnection,
+    pub keys: Arc<KeyManager>,
+    pub tokens: Arc<Tokens>,
+    pub denylist: Arc<Denylist>,
+    pub users: UserStore,
+    pub sessions: Sessions,
+}
+
+/// The axum state: a cheap handle on the one `App`.
+#[derive(Clone)]
+pub struct AppState(pub Arc<App>);
+
+impl std::ops::Deref for AppState {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}
+
+/// Why start-up failed; configuration problems exit with code 2.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Config(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl App {
+    /// Connect, migrate, load the KEK and keys, load the denylist.
+    pub async fn open(config: Config, now: i64) -> Result<App, StartError> {
+        let db = crate::db::connect(&config.database_url)
+            .await
+            .map_err(|e| StartError::Other(format!("cannot open database: {e}")))?;
+        crate::db::migrate(&db)
+            .await
+            .map_err(|e| StartError::Other(format!("migration failed: {e}")))?;
+        let kek = Kek::load(config.kek, &config.keys_dir).map_err(StartError::Config)?;
+        if kek.source == KekSource::File && config.is_https() {
+            tracing::warn!(
+                "the key-encryption key comes from a file in {}; set KEYMINT_KEK from a secret store in production",
+                config.keys_dir.display()
+            );
+        }
+        let secs = |d: std::time::Duration| d.as_secs() as i64;
+        let policy = KeyPolicy {
+            bits: config.key_bits,
+            access_ttl: secs(config.access_ttl),
+            refresh_ttl: secs(config.refresh_ttl),
+            leeway: secs(config.leeway),
+        };
+        let keys = KeyManager::start(db.clone(), kek, policy, now)
+            .await
+            .map_err(|e| match e.detail() {
+                Some(d) if d.contains("KEK") => StartError::Config(format!("KEYMINT_KEK: {d}")),
+                _ => StartError::Other(format!("key manager: {e}")),
+            })?;
+        let tokens = Arc::new(Tokens::new(
+            config.issuer.clone(),
+            config.audience.clone(),
+            policy.access_ttl,
+            policy.refresh_ttl,
+            policy.leeway,
+        ));
+        let denylist = Arc::new(
+            Denylist::load(db.clone(), now)
+                .await
+                .map_err(|e| StartError::Other(format!("denylist: {e}")))?,
+        );
+        let hasher = Arc::new(PasswordHasher::new().map_err(|e| StartError::Other(e.to_string()))?);
+        let users = UserStore::new(db.clone(), hasher);
+        let keys = Arc::new(keys);
+        let sessions = Sessions {
+            db: db.clone(),
+            keys: keys.clone(),
+            tokens: tokens.clone(),
+            denylist: denylist.clone(),
+            users: users.clone(),
+            reuse_grace: secs(config.refresh_reuse_grace),
+        };
+        Ok(App {
+            config,
+            db,
+            keys,
+            tokens,
+            denylist,
+            users,
+            sessions,
+        })
+    }
+
+    /// Create the bootstrap admin once, when configured and no admin exists yet.
+    pub async fn bootstrap(&self, now: i64) -> Result<()> {
+        let Some((name, password)) = &self.config.bootstrap_admin else {
+            return Ok(());
+        };
+        if self.users.admin_exists().await? {
+            return Ok(());
+        }
+        match self
+            .users
+            .create(name, password, &[crate::users::ADMIN_ROLE.to_string()], now)
+            .await
+        {
+            Ok(u) => {
+                tracing::info!(user = %u.username, "bootstrap admin created");
+                crate::audit::record(
+                    &self.db,
+                    crate::audit::Event::new("user.create", "ok")
+                        .subject(Some(&u.id))
+                        .actor(Some("bootstrap")),
+                    now,
+                )
+                .await;
+                Ok(())
+            }
+            Err(e) if e.code == ErrorCode::Conflict => {
+                tracing::warn!(user = %name, "KEYMINT_BOOTSTRAP_ADMIN names an existing non-admin user; not changed");
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Verify a bearer access token for keymint's own API: signature, claims, audience,
+    /// and the denylist.
+    pub fn authenticate(&self, token: &str, now: i64) -> Result<AccessClaims> {
+        let claims = self
+            .tokens
+            .verify_access(&self.keys.ring(), token, Some(&self.config.audience), now)
+            .map_err(|r| match r {
+                Rejection::Expired => {
+                    Error::new(ErrorCode::TokenExpired, "the access token has expired")
+                }
+                _ => Error::invalid_token(),
+            })?;
+        if self.denylist.is_revoked(&claims.jti, claims.sid.as_deref()) {
+            return Err(Error::new(
+                ErrorCode::TokenRevoked,
+                "the token has been revoked",
+            ));
+        }
+        Ok(claims)
+    }
+
+    /// One pass of multi-instance synchronisation: key changes and new revocations.
+    pub async fn sync(&self, now: i64) -> Result<()> {
+        self.keys.reload(now).await?;
+        self.denylist.sync().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,314 @@
+//! Users and password hashing. argon2id runs on the blocking pool behind a semaphore (each
+//! hash holds 19 MiB), and an unknown user is checked against a dummy hash so that it costs
+//! the same time as a wrong password.
+
+use std::sync::Arc;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
+use serde::Serialize;
+use tokio::sync::Semaphore;
+use utoipa::ToSchema;
+use zeroize::Zeroizing;
+
+use crate::db::entities::users::{self, Column as U, Entity as Users};
+use crate::error::{Error, ErrorCode, Result};
+
+/// The role that may call `/admin/*`.
+pub const ADMIN_ROLE: &str = "admin";
+
+/// A user as the API shows it: never the hash.
+#[derive(Clone, Debug, Serialize, ToSchema, PartialEq, Eq)]
+pub struct User {
+    #[schema(example = "6f1c2d4e-8a7b-4c3d-9e2f-1a2b3c4d5e6f")]
+    pub id: String,
+    #[schema(example = "alice")]
+    pub username: String,
+    #[schema(example = json!(["admin"]))]
+    pub roles: Vec<String>,
+    pub disabled: bool,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+impl User {
+    fn from_row(r: &users::Model) -> Self {
+        User {
+            id: r.id.clone(),
+            username: r.username.clone(),
+            roles: serde_json::from_str(&r.roles).unwrap_or_default(),
+            disabled: r.disabled,
+            created_at: r.created_at,
+        }
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.roles.iter().any(|r| r == ADMIN_ROLE)
+    }
+}
+
+/// Usernames: 1–64 characters of letters, digits and `._@-`.
+pub fn validate_username(name: &str) -> Result<(), String> {
+    let ok_chars = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "._@-".contains(c));
+    if name.is_empty() || name.len() > 64 || !ok_chars {
+        return Err("username must be 1-64 characters of letters, digits and . _ @ -".into());
+    }
+    Ok(())
+}
+
+/// Passwords: 8–1024 bytes (NIST SP 800-63B minimum; the maximum bounds hashing cost).
+pub fn validate_password(pw: &str) -> Result<(), String> {
+    if pw.chars().count() < 8 || pw.len() > 1024 {
+        return Err("password must be 8 to 1024 characters long".into());
+    }
+    Ok(())
+}
+
+/// Roles: 1–32 of them, each 1–32 characters of lowercase letters, digits and `_:-`.
+pub fn validate_roles(roles: &[String]) -> Result<Vec<String>, String> {
+    if roles.len() > 32 {
+        return Err("at most 32 roles".into());
+    }
+    let mut out: Vec<String> = Vec::new();
+    for r in roles {
+        let ok = !r.is_empty()
+            && r.len() <= 32
+            && r.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_:-".contains(c));
+        if !ok {
+            return Err(format!("invalid role {r:?}: use 1-32 of a-z 0-9 _ : -"));
+        }
+        if !out.contains(r) {
+            out.push(r.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// argon2id hashing with OWASP parameters, off the async runtime.
+pub struct PasswordHasher {
+    permits: Semaphore,
+    dummy: String,
+}
+
+fn argon() -> Argon2<'static> {
+    // OWASP: m=19 MiB, t=2, p=1. `Params::new` only fails on out-of-range values.
+    let params = Params::new(19 * 1024, 2, 1, None).unwrap_or_default();
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+fn hash_blocking(pw: &[u8]) -> Result<String, String> {
+    let salt = SaltString::generate(&mut rand::rngs::OsRng);
+    argon()
+        .hash_password(pw, &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| e.to_string())
+}
+
+impl PasswordHasher {
+    pub fn new() -> Result<Self> {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        let dummy = hash_blocking(b"keymint-dummy-password").map_err(Error::internal)?;
+        Ok(Self {
+            permits: Semaphore::new(cores),
+            dummy,
+        })
+    }
+
+    /// Hash a new password.
+    pub async fn hash(&self, pw: &str) -> Result<String> {
+        let pw = Zeroizing::new(pw.as_bytes().to_vec());
+        let _permit = self.permits.acquire().await.map_err(Error::internal)?;
+        tokio::task::spawn_blocking(move || hash_blocking(&pw))
+            .await
+            .map_err(Error::internal)?
+            .map_err(Error::internal)
+    }
+
+    /// Check `pw` against `hash`, or against the dummy hash when there is no user, so both
+    /// paths cost one argon2 verification.
+    pub async fn verify(&self, hash: Option<&str>, pw: &str) -> Result<bool> {
+        let known = hash.is_some();
+        let hash = hash.unwrap_or(&self.dummy).to_string();
+        let pw = Zeroizing::new(pw.as_bytes().to_vec());
+        let _permit = self.permits.acquire().await.map_err(Error::internal)?;
+        let ok = tokio::task::spawn_blocking(move || {
+            PasswordHash::new(&hash)
+                .map(|h| argon().verify_password(&pw, &h).is_ok())
+                .unwrap_or(false)
+        })
+        .await
+        .map_err(Error::internal)?;
+        Ok(known && ok)
+    }
+}
+
+/// User storage.
+#[derive(Clone)]
+pub struct UserStore {
+    db: DatabaseConnection,
+    hasher: Arc<PasswordHasher>,
+}
+
+/// A user row with its hash, for login.
+pub struct Credentials {
+    pub user: User,
+    pub password_hash: String,
+}
+
+impl UserStore {
+    pub fn new(db: DatabaseConnection, hasher: Arc<PasswordHasher>) -> Self {
+        Self { db, hasher }
+    }
+
+    pub fn hasher(&self) -> &PasswordHasher {
+        &self.hasher
+    }
+
+    /// Create a user; `CONFLICT` when the name is taken.
+    pub async fn create(
+        &self,
+        username: &str,
+        password: &str,
+        roles: &[String],
+        now: i64,
+    ) -> Result<User> {
+        validate_username(username).map_err(Error::validation)?;
+        validate_password(password).map_err(Error::validation)?;
+        let roles = validate_roles(roles).map_err(Error::validation)?;
+        let hash = self.hasher.hash(password).await?;
+        let row = users::Model {
+            id: uuid::Uuid::new_v4().to_string(),
+            username: username.to_string(),
+            password_hash: hash,
+            roles: serde_json::to_string(&roles).map_err(Error::internal)?,
+            disabled: false,
+            created_at: now,
+            updated_at: now,
+        };
+        let res = Users::insert(users::ActiveModel::from(row.clone()))
+            .exec_without_returning(&self.db)
+            .await;
+        match res {
+            Ok(_) => Ok(User::from_row(&row)),
+            Err(e) if crate::db::is_unique_violation(&e) => Err(Error::new(
+                ErrorCode::Conflict,
+                format!("user {username:?} already exists"),
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn by_username(&self, username: &str) -> Result<Option<Credentials>> {
+        let row = Users::find()
+            .filter(U::Username.eq(username))
+            .one(&self.db)
+            .await?;
+        Ok(row.map(|r| Credentials {
+            user: User::from_row(&r),
+            password_hash: r.password_hash,
+        }))
+    }
+
+    pub async fn by_id(&self, id: &str) -> Result<Option<User>> {
+        Ok(Users::find_by_id(id.to_string())
+            .one(&self.db)
+            .await?
+            .map(|r| User::from_row(&r)))
+    }
+
+    pub async fn list(&self) -> Result<Vec<User>> {
+        let rows = Users::find()
+            .order_by_asc(U::Username)
+            .all(&self.db)
+            .await?;
+        Ok(rows.iter().map(User::from_row).collect())
+    }
+
+    pub async fn set_roles(&self, id: &str, roles: &[String], now: i64) -> Result<User> {
+        let roles = validate_roles(roles).map_err(Error::validation)?;
+        let json = serde_json::to_string(&roles).map_err(Error::internal)?;
+        self.update(
+            id,
+            vec![(U::Roles, json.into()), (U::UpdatedAt, now.into())],
+        )
+        .await
+    }
+
+    pub async fn set_disabled(&self, id: &str, disabled: bool, now: i64) -> Result<User> {
+        self.update(
+            id,
+            vec![(U::Disabled, disabled.into()), (U::UpdatedAt, now.into())],
+        )
+        .await
+    }
+
+    pub async fn set_password(&self, id: &str, password: &str, now: i64) -> Result<User> {
+        validate_password(password).map_err(Error::validation)?;
+        let hash = self.hasher.hash(password).await?;
+        self.update(
+            id,
+            vec![(U::PasswordHash, hash.into()), (U::UpdatedAt, now.into())],
+        )
+        .await
+    }
+
+    async fn update(&self, id: &str, cols: Vec<(U, sea_orm::Value)>) -> Result<User> {
+        let mut q = Users::update_many().filter(U::Id.eq(id));
+        for (c, v) in cols {
+            q = q.col_expr(c, Expr::value(v));
+        }
+        if q.exec(&self.db).await?.rows_affected == 0 {
+            return Err(Error::not_found("user"));
+        }
+        self.by_id(id)
+            .await?
+            .ok_or_else(|| Error::not_found("user"))
+    }
+
+    /// True when some enabled user holds the admin role.
+    pub async fn admin_exists(&self) -> Result<bool> {
+        let rows = Users::find()
+            .filter(U::Disabled.eq(false))
+            .filter(U::Roles.contains("\"admin\""))
+            .all(&self.db)
+            .await?;
+        Ok(rows.iter().any(|r| User::from_row(r).is_admin()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_rules() {
+        assert!(validate_username("alice").is_ok());
+        assert!(validate_username("").is_err());
+        assert!(validate_username("a b").is_err());
+        assert!(validate_username("../etc").is_err());
+        assert!(validate_password("short").is_err());
+        assert!(validate_password("long enough").is_ok());
+        assert_eq!(
+            validate_roles(&["admin".into(), "admin".into()]).unwrap(),
+            vec!["admin".to_string()]
+        );
+        assert!(validate_roles(&["Admin".into()]).is_err());
+    }
+
+    #[tokio::test]
+    async fn unknown_user_never_verifies_but_costs_a_verification() {
+        let h = PasswordHasher::new().unwrap();
+        let hash = h.hash("correct horse").await.unwrap();
+        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        assert!(h.verify(Some(&hash), "correct horse").await.unwrap());
+        assert!(!h.verify(Some(&hash), "wrong horse").await.unwrap());
+        assert!(!h.verify(None, "keymint-dummy-password").await.unwrap());
+    }
+}

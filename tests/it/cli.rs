@@ -1,0 +1,128 @@
+//! The `keymint` binary: configuration errors, and the CLI beside a running server.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use crate::harness::{Backend, Server, Site};
+
+fn keymint() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_keymint"))
+}
+
+#[test]
+fn invalid_configuration_exits_2_with_one_line() {
+    for (var, value) in [
+        ("KEYMINT_ACCESS_TTL", "soon"),
+        ("KEYMINT_KEY_BITS", "1000"),
+        ("KEYMINT_KEK", "short"),
+    ] {
+        let out = keymint().arg("migrate").env(var, value).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{var}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.contains(var), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
+fn help_documents_every_variable() {
+    let out = keymint().arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for var in [
+        "KEYMINT_BIND",
+        "KEYMINT_ISSUER",
+        "KEYMINT_AUDIENCE",
+        "KEYMINT_DATABASE_URL",
+        "KEYMINT_KEYS_DIR",
+        "KEYMINT_KEK",
+        "KEYMINT_KEY_BITS",
+        "KEYMINT_ACCESS_TTL",
+        "KEYMINT_REFRESH_TTL",
+        "KEYMINT_ROTATION_CRON",
+        "KEYMINT_CLEANUP_CRON",
+        "KEYMINT_JWKS_MAX_AGE",
+        "KEYMINT_LEEWAY",
+        "KEYMINT_REFRESH_REUSE_GRACE",
+        "KEYMINT_BOOTSTRAP_ADMIN",
+    ] {
+        assert!(help.contains(var), "--help does not mention {var}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_creates_users_while_the_server_runs() {
+    let site = Site::new(Backend::Sqlite).await;
+    let s = Server::start(&site, &[]).await;
+    let env = site.env(&[]);
+    let mut child = keymint()
+        .args([
+            "users",
+            "create",
+            "quinn",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ])
+        .envs(&env)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"quinn-password\n")
+        .unwrap();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(created["roles"], serde_json::json!(["admin"]));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("quinn-password"));
+
+    let t = s.login("quinn", "quinn-password").await;
+    assert_eq!(s.get("/auth/me", Some(&t.access_token)).await.status(), 200);
+
+    let out = keymint()
+        .args(["users", "list"])
+        .envs(&env)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("quinn"));
+    let out = keymint()
+        .args(["users", "create", "x", "--password-stdin"])
+        .envs(&env)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "an empty password is refused");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootstrap_admin_is_created_once() {
+    let site = Site::new(Backend::Sqlite).await;
+    let s = Server::start(&site, &[("KEYMINT_BOOTSTRAP_ADMIN", "root:root-password")]).await;
+    let t = s.login("root", "root-password").await;
+    let me: serde_json::Value = s
+        .get("/auth/me", Some(&t.access_token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["roles"], serde_json::json!(["admin"]));
+    s.stop().await;
+    // A second start with another password changes nothing: an admin exists.
+    let s = Server::start(&site, &[("KEYMINT_BOOTSTRAP_ADMIN", "root:other-password")]).await;
+    s.login("root", "root-password").await;
+    s.stop().await;
+}

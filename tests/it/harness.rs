@@ -1,0 +1,303 @@
+//! Test harness: a real keymint on 127.0.0.1:0 over a fresh database, plus helpers.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use keymint::config::Config;
+use keymint::state::App;
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+/// Which database a test runs on.
+#[derive(Clone, Debug)]
+pub enum Backend {
+    Sqlite,
+    Postgres(String),
+}
+
+impl Backend {
+    /// The Postgres backend, or `None` (with a clear message) when the URL is unset.
+    pub fn postgres(test: &str) -> Option<Backend> {
+        match std::env::var("KEYMINT_TEST_POSTGRES_URL") {
+            Ok(url) if !url.is_empty() => Some(Backend::Postgres(url)),
+            _ => {
+                eprintln!("SKIPPED {test} on Postgres: KEYMINT_TEST_POSTGRES_URL is not set");
+                None
+            }
+        }
+    }
+}
+
+/// Run a scenario once on SQLite and once on Postgres (skipped, loudly, without the URL).
+#[macro_export]
+macro_rules! both_dbs {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::harness::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(b) = $crate::harness::Backend::postgres(concat!(module_path!())) {
+                    super::$name(b).await
+                }
+            }
+        }
+    )*};
+}
+
+/// A place for one server's data: its database URL and keys directory. Several servers
+/// (a restart, or several instances) can share one.
+pub struct Site {
+    pub dir: tempfile::TempDir,
+    pub database_url: String,
+}
+
+impl Site {
+    pub async fn new(backend: Backend) -> Site {
+        let dir = tempfile::tempdir().unwrap();
+        let database_url = match &backend {
+            Backend::Sqlite => format!("sqlite://{}/keymint.db", dir.path().display()),
+            Backend::Postgres(base) => fresh_postgres(base).await,
+        };
+        Site { dir, database_url }
+    }
+
+    pub fn keys_dir(&self) -> PathBuf {
+        self.dir.path().join("keys")
+    }
+
+    /// The variables a server on this site runs with, plus `extra`.
+    pub fn env(&self, extra: &[(&str, &str)]) -> HashMap<String, String> {
+        let mut env: HashMap<String, String> = [
+            ("KEYMINT_DATABASE_URL", self.database_url.as_str()),
+            ("KEYMINT_KEYS_DIR", self.keys_dir().to_str().unwrap()),
+            ("KEYMINT_ISSUER", "http://keymint.test"),
+            ("KEYMINT_SYNC_INTERVAL", "200ms"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        for (k, v) in extra {
+            env.insert(k.to_string(), v.to_string());
+        }
+        env
+    }
+}
+
+/// Create an empty database next to the one in `base` and return its URL.
+async fn fresh_postgres(base: &str) -> String {
+    use sea_orm::ConnectionTrait;
+    static SWEPT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let admin = sea_orm::Database::connect(base)
+        .await
+        .expect("connect to KEYMINT_TEST_POSTGRES_URL");
+    if !SWEPT.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        // Drop databases left by earlier test processes (ours carry our pid).
+        let mine = format!("kmtest_{}_%", std::process::id());
+        let rows = admin
+            .query_all_raw(sea_orm::Statement::from_string(
+                sea_orm::DatabaseBackend::Postgres,
+                format!("SELECT datname FROM pg_database WHERE datname LIKE 'kmtest\\_%' AND datname NOT LIKE '{mine}'"),
+            ))
+            .await
+            .unwrap();
+        for row in rows {
+            let name: String = row.try_get("", "datname").unwrap();
+            let _ = admin
+                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .await;
+        }
+    }
+    let name = format!(
+        "kmtest_{}_{}",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    );
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    let _ = admin.close().await;
+    let (prefix, _) = base
+        .rsplit_once('/')
+        .expect("postgres URL with a database name");
+    format!("{prefix}/{name}")
+}
+
+/// A running server.
+pub struct Server {
+    pub base: String,
+    pub app: Arc<App>,
+    pub http: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Server {
+    /// Start keymint on `site` with extra configuration.
+    pub async fn start(site: &Site, extra: &[(&str, &str)]) -> Server {
+        let config = Config::from_sources(None, &site.env(extra)).unwrap();
+        let now = keymint::tokens::now();
+        let app = Arc::new(App::open(config, now).await.unwrap());
+        app.bootstrap(now).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(keymint::server::serve(app.clone(), listener, async move {
+            let _ = rx.await;
+        }));
+        Server {
+            base,
+            app,
+            http: reqwest::Client::new(),
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// Stop accepting, drain, and wait for the server to finish.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.unwrap().unwrap();
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn get(&self, path: &str, bearer: Option<&str>) -> Response {
+        let mut r = self.http.get(self.url(path));
+        if let Some(t) = bearer {
+            r = r.bearer_auth(t);
+        }
+        r.send().await.unwrap()
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value, bearer: Option<&str>) -> Response {
+        let mut r = self.http.post(self.url(path)).json(body);
+        if let Some(t) = bearer {
+            r = r.bearer_auth(t);
+        }
+        r.send().await.unwrap()
+    }
+
+    /// Create a user directly through the domain (what `keymint users create` does).
+    pub async fn user(&self, name: &str, password: &str, roles: &[&str]) -> keymint::users::User {
+        let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
+        self.app
+            .users
+            .create(name, password, &roles, keymint::tokens::now())
+            .await
+            .unwrap()
+    }
+
+    /// Log in and return the token response, asserting success.
+    pub async fn login(&self, name: &str, password: &str) -> Tokens {
+        let r = self
+            .post_json(
+                "/auth/login",
+                &json!({"username": name, "password": password}),
+                None,
+            )
+            .await;
+        assert_eq!(
+            r.status(),
+            StatusCode::OK,
+            "login failed: {}",
+            r.text().await.unwrap()
+        );
+        r.json().await.unwrap()
+    }
+}
+
+#[derive(serde::Deserialize, Debug, Clone)]
+pub struct Tokens {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub token_type: String,
+    pub expires_in: i64,
+    pub refresh_expires_in: i64,
+}
+
+/// Assert an error response: status, `error` code, and (for 401) a Bearer challenge.
+pub async fn assert_error(r: Response, status: u16, code: &str) -> Value {
+    let got = r.status().as_u16();
+    let challenge = r
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_string());
+    let body: Value = r.json().await.unwrap_or(Value::Null);
+    assert_eq!(
+        (got, body["error"].as_str()),
+        (status, Some(code)),
+        "body: {body}"
+    );
+    assert!(body["message"].is_string(), "error without message: {body}");
+    if status == 401 {
+        assert!(
+            challenge.is_some_and(|c| c.starts_with("Bearer")),
+            "401 without WWW-Authenticate: Bearer"
+        );
+    }
+    body
+}
+
+/// Decode a JWT segment (0 = header, 1 = payload) without verifying.
+pub fn segment(token: &str, i: usize) -> Value {
+    use base64::Engine;
+    let part = token.split('.').nth(i).unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(part)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+/// The repository root.
+pub fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A Python interpreter with the third-party clients of `tests/py/requirements.txt`,
+/// installed once into `target/test-venv` (`.ci/run` does the same up front).
+pub fn python() -> PathBuf {
+    static VENV: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    VENV.get_or_init(|| {
+        let venv = root().join("target/test-venv");
+        let py = venv.join("bin/python");
+        let stamp = venv.join(".installed");
+        let reqs = root().join("tests/py/requirements.txt");
+        let want = std::fs::read_to_string(&reqs).unwrap();
+        if std::fs::read_to_string(&stamp).ok().as_deref() != Some(want.as_str()) {
+            let run = |cmd: &mut std::process::Command| {
+                let out = cmd.output().expect("run python3");
+                assert!(
+                    out.status.success(),
+                    "{:?}: {}",
+                    cmd,
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            };
+            if !py.exists() {
+                run(std::process::Command::new("python3")
+                    .args(["-m", "venv"])
+                    .arg(&venv));
+            }
+            run(std::process::Command::new(&py)
+                .args(["-m", "pip", "install", "-q", "-r"])
+                .arg(&reqs));
+            std::fs::write(&stamp, want).unwrap();
+        }
+        py
+    })
+    .clone()
+}

@@ -1,0 +1,12 @@
+//! keymint's one integration-test binary. Every test starts the real server on a TCP port
+//! over a fresh database (SQLite file, and Postgres when `KEYMINT_TEST_POSTGRES_URL` is set)
+//! and talks HTTP to it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod harness;
+
+mod attacks;
+mod cli;
+mod flows;
+mod openapi;
+mod third_party;
