@@ -81,5 +81,18 @@ fn bench(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench);
+/// RSA key generation per size (seconds at 4096 bits, and highly variable: prime search).
+fn keygen(c: &mut Criterion) {
+    let mut g = c.benchmark_group("rsa_keygen");
+    g.sample_size(10)
+        .measurement_time(std::time::Duration::from_secs(20));
+    for bits in [2048usize, 3072, 4096] {
+        g.bench_function(bits.to_string(), |b| {
+            b.iter(|| keymint::keys::material::generate(black_box(bits)).unwrap())
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench, keygen);
 criterion_main!(benches);

@@ -392,11 +392,23 @@ fn parse_kek(name: &str, v: &str) -> Result<[u8; 32], ConfigError> {
 }
 
 fn parse_cron(name: &str, v: &str) -> Result<String, ConfigError> {
-    use std::str::FromStr;
-    // The same parser the scheduler uses, so a value accepted here is one it can run.
-    croner::Cron::from_str(v.trim())
-        .map(|_| v.trim().to_string())
-        .map_err(|e| ConfigError::new(name, format!("invalid cron expression {v:?}: {e}")))
+    cron_schedule(v).map(|_| v.trim().to_string()).map_err(|e| {
+        ConfigError::new(
+            name,
+            format!("invalid cron expression {v:?} ({e}); expected sec min hour dom mon dow"),
+        )
+    })
+}
+
+/// Parse a cron expression exactly as tokio-cron-scheduler does (seconds field required), so
+/// a value accepted here is one the scheduler runs.
+pub fn cron_schedule(v: &str) -> Result<croner::Cron, String> {
+    croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Required)
+        .dom_and_dow(true)
+        .build()
+        .parse(v.trim())
+        .map_err(|e| e.to_string())
 }
 
 /// Parse `90s`, `15m`, `2h`, `30d`, `500ms`, or a bare number of seconds.

@@ -33,6 +33,8 @@ enum Command {
     /// Manage users.
     #[command(subcommand)]
     Users(UsersCmd),
+    /// Run one cleanup pass now (expired revocations, refresh tokens, retired keys).
+    Cleanup,
     /// Print the OpenAPI document as JSON.
     Openapi,
 }
@@ -152,6 +154,10 @@ async fn run(cmd: Command, config: Config) -> Result<(), StartError> {
             Ok(())
         }
         Command::Serve => serve(config).await,
+        Command::Cleanup => {
+            let app = App::open(config, now()).await?;
+            print_json(&keymint::cleanup::run(&app, now()).await.map_err(other)?)
+        }
         Command::Keys(k) => keys(k, App::open(config, now()).await?).await,
         Command::Users(u) => users(u, App::open(config, now()).await?).await,
     }
@@ -180,14 +186,11 @@ async fn keys(cmd: KeysCmd, app: App) -> Result<(), StartError> {
                 Some(p) => vec![p],
                 None => Purpose::ALL.to_vec(),
             };
-            let mut out = serde_json::Map::new();
-            for p in purposes {
-                let r = app.keys.rotate(p, now).await.map_err(other)?;
-                keymint::audit::record(&app.db, keymint::audit::Event::new("key.rotate", "ok").actor(Some("cli"))
-                    .detail(serde_json::json!({"purpose": p.as_str(), "active": r.active, "next": r.next})), now).await;
-                out.insert(p.as_str().into(), serde_json::to_value(r).map_err(other)?);
-            }
-            print_json(&out)
+            print_json(
+                &keymint::jobs::rotate(&app, &purposes, "cli", now)
+                    .await
+                    .map_err(other)?,
+            )
         }
         KeysCmd::Revoke { kid } => {
             let info = app.keys.revoke(&kid, now).await.map_err(other)?;

@@ -12,6 +12,7 @@ use utoipa::{Modify, OpenApi};
     tags(
         (name = "discovery", description = "JWKS and provider metadata"),
         (name = "auth", description = "Log in, refresh, log out, who am I"),
+        (name = "admin keys", description = "Signing keys: list, rotate, revoke (admin role)"),
         (name = "operations", description = "Health and readiness"),
     )
 )]

@@ -18,6 +18,9 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let sync = tokio::spawn(sync_loop(app.clone(), stop_rx));
+    let mut jobs = crate::jobs::start(app.clone())
+        .await
+        .map_err(std::io::Error::other)?;
     let router = crate::http::router(AppState(app));
     let result = axum::serve(
         listener,
@@ -26,6 +29,9 @@ pub async fn serve(
     .with_graceful_shutdown(shutdown)
     .await;
     let _ = stop_tx.send(true);
+    if let Err(e) = jobs.shutdown().await {
+        tracing::warn!("scheduler shutdown: {e}");
+    }
     let _ = sync.await;
     result
 }

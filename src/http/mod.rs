@@ -1,6 +1,7 @@
 //! The HTTP surface: routers per area, the OpenAPI document built from the same routes, and
 //! the cross-cutting layers (body limit, security headers, JSON 404).
 
+pub mod admin;
 pub mod auth;
 pub mod extract;
 pub mod ops;
@@ -33,6 +34,9 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::refresh))
         .routes(routes!(auth::logout))
         .routes(routes!(auth::me))
+        .routes(routes!(admin::list_keys))
+        .routes(routes!(admin::rotate_keys))
+        .routes(routes!(admin::revoke_key))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
 }

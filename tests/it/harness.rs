@@ -301,3 +301,117 @@ pub fn python() -> PathBuf {
     })
     .clone()
 }
+
+/// A `keymint serve` child process (for multi-instance and crash tests).
+pub struct Proc {
+    pub child: std::process::Child,
+    pub base: String,
+}
+
+/// A free loopback port (bound and released; fine for tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Proc {
+    /// Spawn the real binary on `site` and wait until `/readyz` answers 200.
+    pub async fn spawn(site: &Site, extra: &[(&str, &str)]) -> Proc {
+        let port = free_port();
+        let bind = format!("127.0.0.1:{port}");
+        let mut env = site.env(extra);
+        env.insert("KEYMINT_BIND".into(), bind.clone());
+        env.insert("RUST_LOG".into(), "warn".into());
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_keymint"))
+            .arg("serve")
+            .envs(&env)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let p = Proc {
+            child,
+            base: format!("http://{bind}"),
+        };
+        let http = reqwest::Client::new();
+        for _ in 0..300 {
+            let ready = http.get(format!("{}/readyz", p.base)).send().await;
+            if ready.is_ok_and(|r| r.status() == 200) {
+                return p;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("keymint serve on {bind} did not become ready");
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// SIGKILL: no chance to clean up.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Log in over HTTP at `base`.
+pub async fn login_at(http: &reqwest::Client, base: &str, name: &str, password: &str) -> Tokens {
+    let r = http
+        .post(format!("{base}/auth/login"))
+        .json(&json!({"username": name, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "login at {base}");
+    r.json().await.unwrap()
+}
+
+/// Status of `/auth/me` at `base` with `token`.
+pub async fn me_status(http: &reqwest::Client, base: &str, token: &str) -> (u16, Value) {
+    let r = http
+        .get(format!("{base}/auth/me"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+/// Open the site's database directly, for assertions on rows.
+pub async fn site_db(site: &Site) -> sea_orm::DatabaseConnection {
+    keymint::db::connect(&site.database_url).await.unwrap()
+}
+
+/// Verify `token` with PyJWT's `PyJWKClient` against `jwks_url` (issuer and audience
+/// `http://keymint.test`). Returns the exit code (0 ok, 3 refused) and the JSON printed.
+pub fn pyjwt_verify(jwks_url: &str, token: &str) -> (i32, Value) {
+    let out = std::process::Command::new(python())
+        .arg(root().join("tests/py/verify_jwks.py"))
+        .args([
+            jwks_url,
+            "http://keymint.test",
+            "http://keymint.test",
+            token,
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let v = serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
+        panic!(
+            "verifier printed {stdout:?}, stderr {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap_or(-1), v)
+}

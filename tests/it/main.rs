@@ -8,5 +8,6 @@ mod harness;
 mod attacks;
 mod cli;
 mod flows;
+mod keys;
 mod openapi;
 mod third_party;

@@ -1,27 +1,6 @@
 //! A verifier keymint did not write: PyJWT's `PyJWKClient` fetches the JWKS over HTTP.
 
-use crate::harness::{Backend, Server, Site, python, root};
-
-fn verify(jwks_url: &str, token: &str) -> (i32, serde_json::Value) {
-    let out = std::process::Command::new(python())
-        .arg(root().join("tests/py/verify_jwks.py"))
-        .args([
-            jwks_url,
-            "http://keymint.test",
-            "http://keymint.test",
-            token,
-        ])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let v = serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
-        panic!(
-            "verifier printed {stdout:?}, stderr {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (out.status.code().unwrap_or(-1), v)
-}
+use crate::harness::{Backend, Server, Site, pyjwt_verify as verify};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pyjwt_verifies_access_tokens_and_refuses_refresh_tokens() {

@@ -1,0 +1,108 @@
+//! `/admin/*`: key management (admin role). Handlers extract, call the domain, map the error.
+
+use axum::Json;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use serde::Deserialize;
+use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::audit::{self, Event};
+use crate::error::{Error, ErrorBody, ErrorCode};
+use crate::http::extract::{ApiQuery, Bearer};
+use crate::jobs::RotationResult;
+use crate::keys::{KeyInfo, Purpose};
+use crate::state::AppState;
+use crate::tokens::{AccessClaims, now};
+
+/// A caller whose token is valid and whose user currently holds the admin role.
+pub struct Admin(pub AccessClaims);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        let Bearer(claims) = Bearer::from_request_parts(parts, state).await?;
+        // Roles are read from the database, not the token: a demoted admin loses access at once.
+        match state.users.by_id(&claims.sub).await? {
+            Some(u) if !u.disabled && u.is_admin() => Ok(Admin(claims)),
+            _ => Err(Error::new(
+                ErrorCode::Forbidden,
+                "the admin role is required",
+            )),
+        }
+    }
+}
+
+/// Which purpose to rotate.
+#[derive(Deserialize, IntoParams, ToSchema)]
+#[into_params(parameter_in = Query)]
+pub struct RotateQuery {
+    /// Rotate only this purpose; both when absent.
+    pub purpose: Option<Purpose>,
+}
+
+/// Every signing key with its lifecycle state and times (Unix seconds).
+#[utoipa::path(get, path = "/admin/keys", tag = "admin keys", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every key, newest first", body = Vec<KeyInfo>),
+        (status = 401, description = "MISSING_TOKEN, INVALID_TOKEN, TOKEN_EXPIRED or TOKEN_REVOKED", body = ErrorBody),
+        (status = 403, description = "FORBIDDEN: not an admin", body = ErrorBody),
+    ))]
+pub async fn list_keys(State(s): State<AppState>, _: Admin) -> Result<Json<Vec<KeyInfo>>, Error> {
+    Ok(Json(s.keys.list().await?))
+}
+
+/// Rotate now: next → active, active → retired, a new next.
+#[utoipa::path(post, path = "/admin/keys/rotate", tag = "admin keys", security(("bearer" = [])),
+    params(RotateQuery),
+    responses(
+        (status = 200, description = "The active and next kid of each purpose", body = RotationResult,
+            example = json!({"access": {"active": "kid-a2", "next": "kid-a3"}, "refresh": {"active": "kid-r1", "next": "kid-r2"}})),
+        (status = 400, description = "VALIDATION_ERROR", body = ErrorBody),
+        (status = 401, description = "MISSING_TOKEN, INVALID_TOKEN, TOKEN_EXPIRED or TOKEN_REVOKED", body = ErrorBody),
+        (status = 403, description = "FORBIDDEN", body = ErrorBody),
+        (status = 409, description = "CONFLICT: no next key to promote", body = ErrorBody),
+    ))]
+pub async fn rotate_keys(
+    State(s): State<AppState>,
+    Admin(who): Admin,
+    ApiQuery(q): ApiQuery<RotateQuery>,
+) -> Result<Json<RotationResult>, Error> {
+    let purposes = q
+        .purpose
+        .map(|p| vec![p])
+        .unwrap_or_else(|| Purpose::ALL.to_vec());
+    Ok(Json(
+        crate::jobs::rotate(&s, &purposes, &who.sub, now()).await?,
+    ))
+}
+
+/// Revoke a compromised key: unpublished and refused at once; the next key takes over if it
+/// was active.
+#[utoipa::path(post, path = "/admin/keys/{kid}/revoke", tag = "admin keys", security(("bearer" = [])),
+    params(("kid" = String, Path, description = "The key's RFC 7638 thumbprint")),
+    responses(
+        (status = 200, description = "The revoked key", body = KeyInfo),
+        (status = 401, description = "MISSING_TOKEN, INVALID_TOKEN, TOKEN_EXPIRED or TOKEN_REVOKED", body = ErrorBody),
+        (status = 403, description = "FORBIDDEN", body = ErrorBody),
+        (status = 404, description = "NOT_FOUND", body = ErrorBody),
+        (status = 409, description = "CONFLICT: the key changed state meanwhile", body = ErrorBody),
+    ))]
+pub async fn revoke_key(
+    State(s): State<AppState>,
+    Admin(who): Admin,
+    Path(kid): Path<String>,
+) -> Result<Json<KeyInfo>, Error> {
+    let now = now();
+    let info = s.keys.revoke(&kid, now).await?;
+    audit::record(
+        &s.db,
+        Event::new("key.revoke", "ok")
+            .actor(Some(&who.sub))
+            .detail(json!({"kid": kid, "purpose": info.purpose})),
+        now,
+    )
+    .await;
+    Ok(Json(info))
+}
