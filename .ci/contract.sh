@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 BIN="$(realpath "${1:?usage: .ci/contract.sh path/to/keymint}")"
 SCHEMATHESIS_VERSION=4.32.5   # pinned so a new release cannot change the verdict on its own
 # Required checks plus cheap ones that matter for an IdP (ignored_auth: a protected operation
-# must not answer without credentials). positive_data_acceptance is left out: it expects any
-# schema-valid string as a token to be accepted, which keymint answers with 400 by design.
+# must not answer without credentials). positive_data_acceptance is not yet on: several
+# semantic rules (password length, per-grant required fields, limit ranges) are enforced by
+# the server but not yet expressed in the schemas, so it flags those 400s.
 CHECKS=not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance,response_headers_conformance,negative_data_rejection,unsupported_method,ignored_auth
 MAX_EXAMPLES=300              # per operation; keeps the whole run to a few minutes on 2 cores
 SEED=20261123                 # fixed so a failure reproduces run to run
@@ -18,7 +19,7 @@ SEED=20261123                 # fixed so a failure reproduces run to run
 SELF_REVOKING=("POST /auth/logout")
 
 started=$SECONDS
-VENV=target/contract-venv
+VENV="$PWD/target/contract-venv"   # absolute: st runs from $REPORTS
 REPORTS=target/contract-report
 
 echo "== schemathesis $SCHEMATHESIS_VERSION"
@@ -28,6 +29,7 @@ echo "== schemathesis $SCHEMATHESIS_VERSION"
 echo "== keymint"
 WORK="$(mktemp -d)"
 SERVER_PID=
+# shellcheck disable=SC2317  # only reached through the trap
 cleanup() {
   if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
   rm -rf "$WORK"
@@ -59,38 +61,48 @@ login() {
 TOKEN="$(login)"
 
 # Auth hook for the self-revoking pass: a fresh admin token for every test case (no caching).
+# A rate-limited login (429, after the main pass fuzzed /auth/login) is retried after Retry-After.
 cat >"$WORK/fresh_token_hook.py" <<'EOF'
-import json, os, urllib.request
+import json, os, time, urllib.error, urllib.request
 import schemathesis
 
 @schemathesis.auth(refresh_interval=None)
 class FreshAdminToken:
     def get(self, case, ctx):
-        req = urllib.request.Request(
-            os.environ["KEYMINT_CONTRACT_BASE"] + "/auth/login",
-            data=json.dumps({"username": "admin", "password": "admin-password-1"}).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return json.load(resp)["access_token"]
+        for _ in range(10):
+            req = urllib.request.Request(
+                os.environ["KEYMINT_CONTRACT_BASE"] + "/auth/login",
+                data=json.dumps({"username": "admin", "password": "admin-password-1"}).encode(),
+                headers={"Content-Type": "application/json"},
+            )
+            try:
+                with urllib.request.urlopen(req, timeout=10) as resp:
+                    return json.load(resp)["access_token"]
+            except urllib.error.HTTPError as e:
+                if e.code != 429:
+                    raise
+                time.sleep(min(float(e.headers.get("Retry-After") or 1), 30))
+        raise RuntimeError("admin login still rate-limited after 10 tries")
 
     def set(self, case, data, ctx):
         case.headers = case.headers or {}
         case.headers["Authorization"] = f"Bearer {data}"
 EOF
 
-rm -rf "$REPORTS"
+rm -rf "$REPORTS" && mkdir -p "$REPORTS"
 st_run() {  # st_run NAME EXTRA_ARGS...: one schemathesis pass, reports under $REPORTS/NAME
   local name=$1; shift
   echo "== schemathesis pass: $name"
   # --output-sanitize false: print the exact request (tokens are throwaway) so failures reproduce.
   # --generation-database none: no examples carried over from earlier runs; the seed decides.
   # -w 1: operations share server state (revocations, rate limits); keep the order fixed.
-  timeout 900 "$VENV/bin/st" run "$BASE/openapi.json" \
+  # Run from $REPORTS: st writes its .schemathesis/ cache (used by `st replay`) into the cwd,
+  # and it must not land in the repository's root.
+  (cd "$REPORTS" && timeout 900 "$VENV/bin/st" run "$BASE/openapi.json" \
     --checks "$CHECKS" --max-examples "$MAX_EXAMPLES" --seed "$SEED" \
     --generation-database none --workers 1 --request-timeout 10 \
     --output-sanitize false --no-color \
-    --report json,ndjson --report-dir "$REPORTS/$name" "$@"
+    --report json,ndjson --report-dir "$name" "$@")
 }
 
 status=0

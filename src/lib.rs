@@ -7,12 +7,14 @@
 
 pub mod audit;
 pub mod cleanup;
+pub mod clients;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod http;
 pub mod jobs;
 pub mod keys;
+pub mod oauth;
 pub mod openapi;
 pub mod revocation;
 pub mod server;

@@ -33,6 +33,9 @@ enum Command {
     /// Manage users.
     #[command(subcommand)]
     Users(UsersCmd),
+    /// Manage OAuth clients.
+    #[command(subcommand)]
+    Clients(ClientsCmd),
     /// Run one cleanup pass now (expired revocations, refresh tokens, retired keys).
     Cleanup,
     /// Print the OpenAPI document as JSON.
@@ -60,6 +63,29 @@ enum KeysCmd {
         #[arg(long, requires = "kid")]
         pem: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum ClientsCmd {
+    /// Register a client; prints its secret once.
+    Create {
+        /// A human-readable name.
+        #[arg(long)]
+        name: String,
+        /// Allowed grant type (repeatable): password, refresh_token, client_credentials.
+        #[arg(long = "grant", required = true)]
+        grant_types: Vec<String>,
+        /// Allowed scope (repeatable).
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// `aud` of its access tokens (default: KEYMINT_AUDIENCE).
+        #[arg(long)]
+        audience: Option<String>,
+    },
+    /// List clients (never their secrets).
+    List,
+    /// Delete a client and revoke its tokens.
+    Delete { client_id: String },
 }
 
 #[derive(Subcommand)]
@@ -160,6 +186,7 @@ async fn run(cmd: Command, config: Config) -> Result<(), StartError> {
         }
         Command::Keys(k) => keys(k, App::open(config, now()).await?).await,
         Command::Users(u) => users(u, App::open(config, now()).await?).await,
+        Command::Clients(c) => clients(c, App::open(config, now()).await?).await,
     }
 }
 
@@ -307,6 +334,61 @@ async fn users(cmd: UsersCmd, app: App) -> Result<(), StartError> {
             )
             .await;
             print_json(&user)
+        }
+    }
+}
+
+async fn clients(cmd: ClientsCmd, app: App) -> Result<(), StartError> {
+    let now = now();
+    match cmd {
+        ClientsCmd::Create {
+            name,
+            grant_types,
+            scopes,
+            audience,
+        } => {
+            let req = keymint::clients::NewClient {
+                name,
+                grant_types,
+                scopes,
+                audience,
+            };
+            let (client, secret) = app
+                .clients
+                .create(&req, now)
+                .await
+                .map_err(|e| other(e.message))?;
+            keymint::audit::record(
+                &app.db,
+                keymint::audit::Event::new("client.create", "ok")
+                    .actor(Some("cli"))
+                    .subject(Some(&client.client_id)),
+                now,
+            )
+            .await;
+            let mut v = serde_json::to_value(&client).map_err(other)?;
+            v["client_secret"] = serde_json::Value::String(secret);
+            print_json(&v)
+        }
+        ClientsCmd::List => print_json(&app.clients.list().await.map_err(other)?),
+        ClientsCmd::Delete { client_id } => {
+            if !app.clients.delete(&client_id).await.map_err(other)? {
+                return Err(other(format!("no client {client_id:?}")));
+            }
+            app.sessions
+                .revoke_client(&client_id, "client deleted", now)
+                .await
+                .map_err(other)?;
+            keymint::audit::record(
+                &app.db,
+                keymint::audit::Event::new("client.delete", "ok")
+                    .actor(Some("cli"))
+                    .subject(Some(&client_id)),
+                now,
+            )
+            .await;
+            eprintln!("deleted {client_id}");
+            Ok(())
         }
     }
 }

@@ -12,7 +12,11 @@ use utoipa::{Modify, OpenApi};
     tags(
         (name = "discovery", description = "JWKS and provider metadata"),
         (name = "auth", description = "Log in, refresh, log out, who am I"),
+        (name = "oauth", description = "OAuth 2.0 token, revocation and introspection endpoints (form bodies, RFC 6749 errors)"),
         (name = "admin keys", description = "Signing keys: list, rotate, revoke (admin role)"),
+        (name = "admin users", description = "Users and their sessions (admin role)"),
+        (name = "admin clients", description = "OAuth clients (admin role)"),
+        (name = "audit", description = "The audit trail (admin role)"),
         (name = "operations", description = "Health and readiness"),
     )
 )]

@@ -23,6 +23,8 @@ pub enum Kind {
     Jti,
     /// Every access token issued from one refresh family.
     Sid,
+    /// Every access token issued to one (deleted) OAuth client.
+    Client,
 }
 
 impl Kind {
@@ -30,6 +32,7 @@ impl Kind {
         match self {
             Kind::Jti => "jti",
             Kind::Sid => "sid",
+            Kind::Client => "cid",
         }
     }
 }
@@ -98,10 +101,11 @@ impl Denylist {
         }
     }
 
-    /// True when the token `jti`, or its family `sid`, is revoked. No I/O.
-    pub fn is_revoked(&self, jti: &str, sid: Option<&str>) -> bool {
+    /// True when the token `jti`, its family `sid` or its client is revoked. No I/O.
+    pub fn is_revoked(&self, jti: &str, sid: Option<&str>, client_id: Option<&str>) -> bool {
         self.cache.contains_key(&key(Kind::Jti, jti))
             || sid.is_some_and(|s| self.cache.contains_key(&key(Kind::Sid, s)))
+            || client_id.is_some_and(|c| self.cache.contains_key(&key(Kind::Client, c)))
     }
 
     /// Write a revocation row through `conn` (which may be a transaction). Call

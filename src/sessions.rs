@@ -174,10 +174,15 @@ impl Sessions {
 
     /// Exchange a refresh token for a new pair in the same family. A second use of the same
     /// token revokes the family (unless within the configured grace period).
+    ///
+    /// `caller` is the authenticated OAuth client, if any: a family issued to a client can be
+    /// refreshed only by that client. `scope` narrows the new access token's scope (already
+    /// checked against the family's by the caller); the family keeps its own.
     pub async fn refresh(
         &self,
         token: &str,
-        client_id: Option<&str>,
+        caller: Option<&str>,
+        scope: Option<&str>,
         now: i64,
     ) -> Result<TokenPair> {
         let claims = self
@@ -198,7 +203,7 @@ impl Sessions {
         if family.revoked_at.is_some() || row.revoked_at.is_some() {
             return Err(revoked());
         }
-        if client_id.is_some_and(|cid| family.client_id.as_deref() != Some(cid)) {
+        if family.client_id.as_deref() != caller {
             return Err(Error::new(
                 ErrorCode::InvalidToken,
                 "the refresh token was issued to another client",
@@ -212,7 +217,9 @@ impl Sessions {
         let grant = Grant {
             user,
             client_id: family.client_id.clone(),
-            scope: family.scope.clone(),
+            scope: scope
+                .map(str::to_string)
+                .unwrap_or_else(|| family.scope.clone()),
             audience: family.audience.clone(),
         };
         let (access, refresh) = self.claims(&grant, &family.id, now);
@@ -327,14 +334,60 @@ impl Sessions {
         Ok(changed)
     }
 
+    /// Revoke every live family of a user (revoke-sessions, disable, delete, password change).
+    /// Returns how many families were revoked.
+    pub async fn revoke_user_sessions(&self, user_id: &str, reason: &str, now: i64) -> Result<u64> {
+        self.revoke_families(fam::Column::UserId.eq(user_id), reason, now)
+            .await
+    }
+
+    /// Revoke every family issued to a client, and every access token it holds.
+    pub async fn revoke_client(&self, client_id: &str, reason: &str, now: i64) -> Result<u64> {
+        let n = self
+            .revoke_families(fam::Column::ClientId.eq(client_id), reason, now)
+            .await?;
+        let until = now + self.tokens.access_ttl + self.tokens.leeway;
+        self.denylist
+            .revoke(Kind::Client, client_id, until, reason, now)
+            .await?;
+        Ok(n)
+    }
+
+    async fn revoke_families(
+        &self,
+        which: sea_orm::sea_query::SimpleExpr,
+        reason: &str,
+        now: i64,
+    ) -> Result<u64> {
+        let ids: Vec<String> = fam::Entity::find()
+            .filter(which)
+            .filter(fam::Column::RevokedAt.is_null())
+            .filter(fam::Column::ExpiresAt.gt(now - self.tokens.leeway))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|f| f.id)
+            .collect();
+        let mut n = 0;
+        for id in ids {
+            n += u64::from(self.revoke_family(&id, reason, now).await?);
+        }
+        Ok(n)
+    }
+
     /// Log out: revoke the presented access token and its family, and the family of the
-    /// given refresh token when it belongs to the same user.
+    /// given refresh token when it verifies and belongs to the same user. Like RFC 7009, a
+    /// refresh token that does not verify is nothing more to revoke, not an error.
     pub async fn logout(
         &self,
         access: &AccessClaims,
         refresh_token: Option<&str>,
         now: i64,
     ) -> Result<()> {
+        let extra_family = refresh_token
+            .and_then(|t| self.tokens.verify_refresh(&self.keys.ring(), t, now).ok())
+            .filter(|c| c.sub == access.sub && Some(&c.fam) != access.sid.as_ref())
+            .map(|c| c.fam);
         self.denylist
             .revoke(
                 Kind::Jti,
@@ -344,21 +397,8 @@ impl Sessions {
                 now,
             )
             .await?;
-        if let Some(sid) = &access.sid {
-            self.revoke_family(sid, "logout", now).await?;
-        }
-        if let Some(token) = refresh_token {
-            match self.tokens.verify_refresh(&self.keys.ring(), token, now) {
-                Ok(c) if c.sub == access.sub && Some(&c.fam) != access.sid.as_ref() => {
-                    self.revoke_family(&c.fam, "logout", now).await?;
-                }
-                Ok(_) => {}
-                Err(_) => {
-                    return Err(Error::validation(
-                        "refresh_token is not a valid refresh token",
-                    ));
-                }
-            }
+        for family in access.sid.iter().chain(extra_family.iter()) {
+            self.revoke_family(family, "logout", now).await?;
         }
         Ok(())
     }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
 
+use crate::clients::ClientStore;
 use crate::config::Config;
 use crate::error::{Error, ErrorCode, Result};
 use crate::keys::kek::{Kek, KekSource};
@@ -22,6 +23,7 @@ pub struct App {
     pub tokens: Arc<Tokens>,
     pub denylist: Arc<Denylist>,
     pub users: UserStore,
+    pub clients: ClientStore,
     pub sessions: Sessions,
 }
 
@@ -97,6 +99,7 @@ impl App {
             users: users.clone(),
             reuse_grace: secs(config.refresh_reuse_grace),
         };
+        let clients = ClientStore::new(db.clone());
         Ok(App {
             config,
             db,
@@ -104,6 +107,7 @@ impl App {
             tokens,
             denylist,
             users,
+            clients,
             sessions,
         })
     }
@@ -153,7 +157,11 @@ impl App {
                 }
                 _ => Error::invalid_token(),
             })?;
-        if self.denylist.is_revoked(&claims.jti, claims.sid.as_deref()) {
+        if self.denylist.is_revoked(
+            &claims.jti,
+            claims.sid.as_deref(),
+            claims.client_id.as_deref(),
+        ) {
             return Err(Error::new(
                 ErrorCode::TokenRevoked,
                 "the token has been revoked",

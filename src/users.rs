@@ -272,6 +272,22 @@ impl UserStore {
             .ok_or_else(|| Error::not_found("user"))
     }
 
+    /// Delete a user row.
+    pub async fn delete(&self, id: &str) -> Result<()> {
+        Users::delete_by_id(id.to_string()).exec(&self.db).await?;
+        Ok(())
+    }
+
+    /// How many enabled users hold the admin role.
+    pub async fn enabled_admins(&self) -> Result<usize> {
+        let rows = Users::find()
+            .filter(U::Disabled.eq(false))
+            .filter(U::Roles.contains("\"admin\""))
+            .all(&self.db)
+            .await?;
+        Ok(rows.iter().filter(|r| User::from_row(r).is_admin()).count())
+    }
+
     /// True when some enabled user holds the admin role.
     pub async fn admin_exists(&self) -> Result<bool> {
         let rows = Users::find()

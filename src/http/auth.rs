@@ -13,8 +13,9 @@ use crate::audit::{self, Event};
 use crate::error::{Error, ErrorBody, ErrorCode};
 use crate::http::extract::{ApiJson, Bearer, ClientIp};
 use crate::sessions::{Grant, TokenPair};
-use crate::state::AppState;
+use crate::state::{App, AppState};
 use crate::tokens::now;
+use crate::users::User;
 
 /// Username and password.
 #[derive(Deserialize, ToSchema)]
@@ -107,35 +108,7 @@ pub async fn login(
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<Response, Error> {
     let now = now();
-    let creds = if crate::users::validate_username(&req.username).is_ok() {
-        s.users.by_username(&req.username).await?
-    } else {
-        None
-    };
-    let ok = s
-        .users
-        .hasher()
-        .verify(
-            creds.as_ref().map(|c| c.password_hash.as_str()),
-            &req.password,
-        )
-        .await?;
-    let user = match creds {
-        Some(c) if ok && !c.user.disabled => c.user,
-        other => {
-            let subject = other.map(|c| c.user.id);
-            audit::record(
-                &s.db,
-                Event::new("login", "failed")
-                    .subject(subject.as_deref())
-                    .ip(ip.as_deref())
-                    .detail(json!({"username": req.username})),
-                now,
-            )
-            .await;
-            return Err(bad_credentials());
-        }
-    };
+    let user = check_password(&s, &req.username, &req.password, ip.as_deref(), now).await?;
     let grant = Grant {
         scope: "profile".into(),
         audience: s.config.audience.clone(),
@@ -155,6 +128,44 @@ pub async fn login(
     Ok(token_response(pair))
 }
 
+/// Check a username and password (shared by `/auth/login` and the password grant). Unknown
+/// user, wrong password and disabled user all cost one argon2 verification and give the same
+/// `INVALID_CREDENTIALS`; every failure is audited.
+pub async fn check_password(
+    app: &App,
+    username: &str,
+    password: &str,
+    ip: Option<&str>,
+    now: i64,
+) -> Result<User, Error> {
+    let creds = if crate::users::validate_username(username).is_ok() {
+        app.users.by_username(username).await?
+    } else {
+        None
+    };
+    let ok = app
+        .users
+        .hasher()
+        .verify(creds.as_ref().map(|c| c.password_hash.as_str()), password)
+        .await?;
+    match creds {
+        Some(c) if ok && !c.user.disabled => Ok(c.user),
+        other => {
+            let subject = other.map(|c| c.user.id);
+            audit::record(
+                &app.db,
+                Event::new("login", "failed")
+                    .subject(subject.as_deref())
+                    .ip(ip)
+                    .detail(json!({"username": username})),
+                now,
+            )
+            .await;
+            Err(bad_credentials())
+        }
+    }
+}
+
 /// Exchange a refresh token for a new pair. Presenting a used refresh token revokes its family.
 #[utoipa::path(post, path = "/auth/refresh", tag = "auth", request_body = RefreshRequest,
     responses(
@@ -166,7 +177,10 @@ pub async fn refresh(
     State(s): State<AppState>,
     ApiJson(req): ApiJson<RefreshRequest>,
 ) -> Result<Response, Error> {
-    let pair = s.sessions.refresh(&req.refresh_token, None, now()).await?;
+    let pair = s
+        .sessions
+        .refresh(&req.refresh_token, None, None, now())
+        .await?;
     Ok(token_response(pair))
 }
 

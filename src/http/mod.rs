@@ -2,8 +2,12 @@
 //! the cross-cutting layers (body limit, security headers, JSON 404).
 
 pub mod admin;
+pub mod admin_clients;
+pub mod admin_users;
+pub mod audit;
 pub mod auth;
 pub mod extract;
+pub mod oauth;
 pub mod ops;
 pub mod well_known;
 
@@ -34,9 +38,28 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::refresh))
         .routes(routes!(auth::logout))
         .routes(routes!(auth::me))
+        .routes(routes!(oauth::token))
+        .routes(routes!(oauth::revoke))
+        .routes(routes!(oauth::introspect))
         .routes(routes!(admin::list_keys))
         .routes(routes!(admin::rotate_keys))
         .routes(routes!(admin::revoke_key))
+        .routes(routes!(admin_users::list_users, admin_users::create_user))
+        .routes(routes!(
+            admin_users::get_user,
+            admin_users::update_user,
+            admin_users::delete_user
+        ))
+        .routes(routes!(admin_users::revoke_sessions))
+        .routes(routes!(
+            admin_clients::list_clients,
+            admin_clients::create_client
+        ))
+        .routes(routes!(
+            admin_clients::get_client,
+            admin_clients::delete_client
+        ))
+        .routes(routes!(audit::list_audit))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
 }

@@ -255,6 +255,23 @@ async fn logout_revokes_token_and_family(b: Backend) {
 
     let r = s.http.post(s.url("/auth/logout")).send().await.unwrap();
     assert_error(r, 401, "MISSING_TOKEN").await;
+    // A refresh token in the body that does not verify is nothing more to revoke: the
+    // logout still happens and says so (it once revoked the session and answered 400).
+    let g = s.login("dave", "dave-password").await;
+    let r = s
+        .post_json(
+            "/auth/logout",
+            &json!({"refresh_token": "garbage"}),
+            Some(&g.access_token),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_error(
+        s.get("/auth/me", Some(&g.access_token)).await,
+        401,
+        "TOKEN_REVOKED",
+    )
+    .await;
     s.stop().await;
 }
 

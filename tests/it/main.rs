@@ -5,9 +5,12 @@
 
 mod harness;
 
+mod admin;
 mod attacks;
 mod cli;
 mod flows;
 mod keys;
+mod oauth;
 mod openapi;
+mod revocation;
 mod third_party;

@@ -1,0 +1,117 @@
+//! `/admin/clients`: OAuth client management (admin role).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+
+use crate::audit::{self, Event};
+use crate::clients::{Client, NewClient};
+use crate::error::{Error, ErrorBody};
+use crate::http::admin::Admin;
+use crate::http::extract::ApiJson;
+use crate::state::AppState;
+use crate::tokens::now;
+
+/// A new client with its secret: shown once, never retrievable again.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct CreatedClient {
+    #[serde(flatten)]
+    pub client: Client,
+    /// 256 random bits, base64url. Store it now: keymint keeps only its SHA-256 digest.
+    pub client_secret: String,
+}
+
+/// Every client (without secrets).
+#[utoipa::path(get, path = "/admin/clients", tag = "admin clients", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Clients", body = Vec<Client>),
+        (status = 401, description = "MISSING_TOKEN, INVALID_TOKEN, TOKEN_EXPIRED or TOKEN_REVOKED", body = ErrorBody),
+        (status = 403, description = "FORBIDDEN", body = ErrorBody),
+    ))]
+pub async fn list_clients(State(s): State<AppState>, _: Admin) -> Result<Json<Vec<Client>>, Error> {
+    Ok(Json(s.clients.list().await?))
+}
+
+/// Register a client; the response carries its secret, once.
+#[utoipa::path(post, path = "/admin/clients", tag = "admin clients", security(("bearer" = [])),
+    request_body = NewClient,
+    responses(
+        (status = 201, description = "Created; `client_secret` is shown only here", body = CreatedClient),
+        (status = 400, description = "VALIDATION_ERROR", body = ErrorBody),
+        (status = 401, description = "MISSING_TOKEN, INVALID_TOKEN, TOKEN_EXPIRED or TOKEN_REVOKED", body = ErrorBody),
+        (status = 403, description = "FORBIDDEN", body = ErrorBody),
+    ))]
+pub async fn create_client(
+    State(s): State<AppState>,
+    Admin(who): Admin,
+    ApiJson(req): ApiJson<NewClient>,
+) -> Result<(StatusCode, axum::response::Response), Error> {
+    use axum::response::IntoResponse;
+    let now = now();
+    let (client, client_secret) = s.clients.create(&req, now).await?;
+    audit::record(&s.db, Event::new("client.create", "ok").actor(Some(&who.sub)).subject(Some(&client.client_id))
+        .detail(json!({"name": client.name, "grant_types": client.grant_types, "scopes": client.scopes})), now).await;
+    let resp = crate::http::auth::no_store(
+        Json(CreatedClient {
+            client,
+            client_secret,
+        })
+        .into_response(),
+    );
+    Ok((StatusCode::CREATED, resp))
+}
+
+/// One client.
+#[utoipa::path(get, path = "/admin/clients/{id}", tag = "admin clients", security(("bearer" = [])),
+    params(("id" = String, Path, description = "client_id")),
+    responses(
+        (status = 200, description = "The client", body = Client),
+        (status = 401, description = "MISSING_TOKEN, INVALID_TOKEN, TOKEN_EXPIRED or TOKEN_REVOKED", body = ErrorBody),
+        (status = 403, description = "FORBIDDEN", body = ErrorBody),
+        (status = 404, description = "NOT_FOUND", body = ErrorBody),
+    ))]
+pub async fn get_client(
+    State(s): State<AppState>,
+    _: Admin,
+    Path(id): Path<String>,
+) -> Result<Json<Client>, Error> {
+    s.clients
+        .get(&id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| Error::not_found("client"))
+}
+
+/// Delete a client: its refresh families and access tokens are revoked.
+#[utoipa::path(delete, path = "/admin/clients/{id}", tag = "admin clients", security(("bearer" = [])),
+    params(("id" = String, Path, description = "client_id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "MISSING_TOKEN, INVALID_TOKEN, TOKEN_EXPIRED or TOKEN_REVOKED", body = ErrorBody),
+        (status = 403, description = "FORBIDDEN", body = ErrorBody),
+        (status = 404, description = "NOT_FOUND", body = ErrorBody),
+    ))]
+pub async fn delete_client(
+    State(s): State<AppState>,
+    Admin(who): Admin,
+    Path(id): Path<String>,
+) -> Result<StatusCode, Error> {
+    let now = now();
+    if !s.clients.delete(&id).await? {
+        return Err(Error::not_found("client"));
+    }
+    let revoked = s.sessions.revoke_client(&id, "client deleted", now).await?;
+    audit::record(
+        &s.db,
+        Event::new("client.delete", "ok")
+            .actor(Some(&who.sub))
+            .subject(Some(&id))
+            .detail(json!({"revoked_sessions": revoked})),
+        now,
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT)
+}

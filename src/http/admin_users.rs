@@ -1,0 +1,253 @@
+//! `/admin/users`: user management and session revocation (admin role).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+
+use crate::audit::{self, Event};
+use crate::error::{Error, ErrorBody, ErrorCode};
+use crate::http::admin::Admin;
+use crate::http::extract::ApiJson;
+use crate::state::AppState;
+use crate::tokens::now;
+use crate::users::User;
+
+/// A new user.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    #[schema(example = "bob")]
+    pub username: String,
+    #[schema(example = "a long passphrase", format = Password)]
+    pub password: String,
+    #[serde(default)]
+    #[schema(example = json!(["ops"]))]
+    pub roles: Vec<String>,
+}
+
+/// Fields to change; absent fields stay as they are.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUser {
+    pub roles: Option<Vec<String>>,
+    /// Disabling revokes every session of the user.
+    pub disabled: Option<bool>,
+    /// A new password; also revokes every session of the user.
+    #[schema(format = Password)]
+    pub password: Option<String>,
+}
+
+/// How many refresh families were revoked.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct RevokedSessions {
+    pub revoked_sessions: u64,
+}
+
+async fn user_or_404(s: &AppState, id: &str) -> Result<User, Error> {
+    s.users
+        .by_id(id)
+        .await?
+        .ok_or_else(|| Error::not_found("user"))
+}
+
+/// Refuse a change that would leave no enabled admin.
+async fn keep_an_admin(s: &AppState, target: &User, still_admin: bool) -> Result<(), Error> {
+    if target.is_admin() && !target.disabled && !still_admin && s.users.enabled_admins().await? <= 1
+    {
+        return Err(Error::new(
+            ErrorCode::Conflict,
+            "this would leave no enabled admin",
+        ));
+    }
+    Ok(())
+}
+
+/// Every user.
+#[utoipa::path(get, path = "/admin/users", tag = "admin users", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Users by name", body = Vec<User>),
+        (status = 401, description = "MISSING_TOKEN, INVALID_TOKEN, TOKEN_EXPIRED or TOKEN_REVOKED", body = ErrorBody),
+        (status = 403, description = "FORBIDDEN", body = ErrorBody),
+    ))]
+pub async fn list_users(State(s): State<AppState>, _: Admin) -> Result<Json<Vec<User>>, Error> {
+    Ok(Json(s.users.list().await?))
+}
+
+/// Create a user.
+#[utoipa::path(post, path = "/admin/users", tag = "admin users", security(("bearer" = [])),
+    request_body = CreateUser,
+    responses(
+        (status = 201, description = "Created", body = User),
+        (status = 400, description = "VALIDATION_ERROR", body = ErrorBody),
+        (status = 401, description = "MISSING_TOKEN, INVALID_TOKEN, TOKEN_EXPIRED or TOKEN_REVOKED", body = ErrorBody),
+        (status = 403, description = "FORBIDDEN", body = ErrorBody),
+        (status = 409, description = "CONFLICT: the username is taken", body = ErrorBody),
+    ))]
+pub async fn create_user(
+    State(s): State<AppState>,
+    Admin(who): Admin,
+    ApiJson(req): ApiJson<CreateUser>,
+) -> Result<(StatusCode, Json<User>), Error> {
+    let now = now();
+    let user = s
+        .users
+        .create(&req.username, &req.password, &req.roles, now)
+        .await?;
+    audit::record(
+        &s.db,
+        Event::new("user.create", "ok")
+            .actor(Some(&who.sub))
+            .subject(Some(&user.id))
+            .detail(json!({"username": user.username, "roles": user.roles})),
+        now,
+    )
+    .await;
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+/// One user.
+#[utoipa::path(get, path = "/admin/users/{id}", tag = "admin users", security(("bearer" = [])),
+    params(("id" = String, Path, description = "User id")),
+    responses(
+        (status = 200, description = "The user", body = User),
+        (status = 401, description = "MISSING_TOKEN, INVALID_TOKEN, TOKEN_EXPIRED or TOKEN_REVOKED", body = ErrorBody),
+        (status = 403, description = "FORBIDDEN", body = ErrorBody),
+        (status = 404, description = "NOT_FOUND", body = ErrorBody),
+    ))]
+pub async fn get_user(
+    State(s): State<AppState>,
+    _: Admin,
+    Path(id): Path<String>,
+) -> Result<Json<User>, Error> {
+    Ok(Json(user_or_404(&s, &id).await?))
+}
+
+/// Change roles, disable or enable, or set a new password.
+#[utoipa::path(patch, path = "/admin/users/{id}", tag = "admin users", security(("bearer" = [])),
+    params(("id" = String, Path, description = "User id")),
+    request_body = UpdateUser,
+    responses(
+        (status = 200, description = "The updated user", body = User),
+        (status = 400, description = "VALIDATION_ERROR", body = ErrorBody),
+        (status = 401, description = "MISSING_TOKEN, INVALID_TOKEN, TOKEN_EXPIRED or TOKEN_REVOKED", body = ErrorBody),
+        (status = 403, description = "FORBIDDEN", body = ErrorBody),
+        (status = 404, description = "NOT_FOUND", body = ErrorBody),
+        (status = 409, description = "CONFLICT: the change would leave no enabled admin", body = ErrorBody),
+    ))]
+pub async fn update_user(
+    State(s): State<AppState>,
+    Admin(who): Admin,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<UpdateUser>,
+) -> Result<Json<User>, Error> {
+    let now = now();
+    let mut user = user_or_404(&s, &id).await?;
+    let stays_admin = req.disabled != Some(true)
+        && req
+            .roles
+            .as_ref()
+            .is_none_or(|r| r.iter().any(|r| r == crate::users::ADMIN_ROLE));
+    keep_an_admin(&s, &user, stays_admin).await?;
+    if let Some(pw) = &req.password {
+        crate::users::validate_password(pw).map_err(Error::validation)?;
+    }
+    if let Some(roles) = &req.roles {
+        user = s.users.set_roles(&id, roles, now).await?;
+    }
+    let mut revoke = false;
+    if let Some(pw) = &req.password {
+        user = s.users.set_password(&id, pw, now).await?;
+        revoke = true;
+    }
+    if let Some(d) = req.disabled {
+        user = s.users.set_disabled(&id, d, now).await?;
+        revoke |= d;
+    }
+    let revoked = if revoke {
+        s.sessions
+            .revoke_user_sessions(&id, "user updated", now)
+            .await?
+    } else {
+        0
+    };
+    let kind = if req.disabled == Some(true) {
+        "user.disable"
+    } else {
+        "user.update"
+    };
+    audit::record(&s.db, Event::new(kind, "ok").actor(Some(&who.sub)).subject(Some(&id))
+        .detail(json!({"roles": req.roles, "disabled": req.disabled, "password_changed": req.password.is_some(), "revoked_sessions": revoked})), now).await;
+    Ok(Json(user))
+}
+
+/// Delete a user and revoke their sessions.
+#[utoipa::path(delete, path = "/admin/users/{id}", tag = "admin users", security(("bearer" = [])),
+    params(("id" = String, Path, description = "User id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "MISSING_TOKEN, INVALID_TOKEN, TOKEN_EXPIRED or TOKEN_REVOKED", body = ErrorBody),
+        (status = 403, description = "FORBIDDEN", body = ErrorBody),
+        (status = 404, description = "NOT_FOUND", body = ErrorBody),
+        (status = 409, description = "CONFLICT: the last enabled admin cannot be deleted", body = ErrorBody),
+    ))]
+pub async fn delete_user(
+    State(s): State<AppState>,
+    Admin(who): Admin,
+    Path(id): Path<String>,
+) -> Result<StatusCode, Error> {
+    let now = now();
+    let user = user_or_404(&s, &id).await?;
+    keep_an_admin(&s, &user, false).await?;
+    let revoked = s
+        .sessions
+        .revoke_user_sessions(&id, "user deleted", now)
+        .await?;
+    s.users.delete(&id).await?;
+    audit::record(
+        &s.db,
+        Event::new("user.delete", "ok")
+            .actor(Some(&who.sub))
+            .subject(Some(&id))
+            .detail(json!({"username": user.username, "revoked_sessions": revoked})),
+        now,
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Revoke every session (refresh family) of a user, and the access tokens issued from them.
+#[utoipa::path(post, path = "/admin/users/{id}/revoke-sessions", tag = "admin users", security(("bearer" = [])),
+    params(("id" = String, Path, description = "User id")),
+    responses(
+        (status = 200, description = "How many sessions were revoked", body = RevokedSessions),
+        (status = 401, description = "MISSING_TOKEN, INVALID_TOKEN, TOKEN_EXPIRED or TOKEN_REVOKED", body = ErrorBody),
+        (status = 403, description = "FORBIDDEN", body = ErrorBody),
+        (status = 404, description = "NOT_FOUND", body = ErrorBody),
+    ))]
+pub async fn revoke_sessions(
+    State(s): State<AppState>,
+    Admin(who): Admin,
+    Path(id): Path<String>,
+) -> Result<Json<RevokedSessions>, Error> {
+    let now = now();
+    user_or_404(&s, &id).await?;
+    let n = s
+        .sessions
+        .revoke_user_sessions(&id, "admin revoke-sessions", now)
+        .await?;
+    audit::record(
+        &s.db,
+        Event::new("token.revoke", "ok")
+            .actor(Some(&who.sub))
+            .subject(Some(&id))
+            .detail(json!({"reason": "revoke-sessions", "revoked_sessions": n})),
+        now,
+    )
+    .await;
+    Ok(Json(RevokedSessions {
+        revoked_sessions: n,
+    }))
+}

@@ -1,0 +1,350 @@
+//! `/oauth/*`: RFC 6749 token endpoint, RFC 7009 revocation, RFC 7662 introspection. Form
+//! bodies in, RFC 6749 error JSON out (`{"error", "error_description"}`).
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::clients::Client;
+use crate::http::auth::no_store;
+use crate::http::extract::ClientIp;
+use crate::oauth::{self, Introspection, OAuthError};
+use crate::state::AppState;
+use crate::tokens::now;
+
+/// RFC 6749 section 5.2 error body.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"error": "invalid_grant", "error_description": "invalid username or password"}))]
+pub struct OAuthErrorBody {
+    /// `invalid_request`, `invalid_client`, `invalid_grant`, `unauthorized_client`,
+    /// `unsupported_grant_type`, `invalid_scope`, `rate_limited`, `temporarily_unavailable`
+    /// or `server_error`.
+    pub error: String,
+    pub error_description: String,
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::BAD_REQUEST);
+        let body = OAuthErrorBody {
+            error: self.error.into(),
+            error_description: self.description,
+        };
+        let mut resp = no_store((status, Json(body)).into_response());
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"keymint\""),
+            );
+        }
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        resp
+    }
+}
+
+/// Form fields of `POST /oauth/token` (which ones apply depends on `grant_type`).
+#[derive(Deserialize, ToSchema)]
+pub struct TokenRequest {
+    /// `password`, `refresh_token` or `client_credentials`.
+    #[schema(example = "client_credentials")]
+    pub grant_type: String,
+    /// password grant.
+    pub username: Option<String>,
+    /// password grant.
+    #[schema(format = Password)]
+    pub password: Option<String>,
+    /// refresh_token grant.
+    pub refresh_token: Option<String>,
+    /// Space-separated scopes; defaults to what the client or user may have.
+    pub scope: Option<String>,
+    /// Client authentication in the body (alternative to HTTP Basic).
+    pub client_id: Option<String>,
+    #[schema(format = Password)]
+    pub client_secret: Option<String>,
+}
+
+/// RFC 6749 section 5.1 token response.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct OAuthTokenResponse {
+    pub access_token: String,
+    #[schema(example = "Bearer")]
+    pub token_type: String,
+    #[schema(example = 900)]
+    pub expires_in: i64,
+    /// Absent for `client_credentials`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_expires_in: Option<i64>,
+    #[schema(example = "profile")]
+    pub scope: String,
+}
+
+/// Form fields of `/oauth/revoke` and `/oauth/introspect`.
+#[derive(Deserialize, ToSchema)]
+pub struct TokenOnlyRequest {
+    pub token: String,
+    /// `access_token` or `refresh_token`; a hint only.
+    pub token_type_hint: Option<String>,
+    pub client_id: Option<String>,
+    #[schema(format = Password)]
+    pub client_secret: Option<String>,
+}
+
+/// Parse an `application/x-www-form-urlencoded` body. Empty values count as absent and a
+/// repeated parameter is an error (RFC 6749 section 3.2).
+fn parse_form(headers: &HeaderMap, body: &[u8]) -> Result<HashMap<String, String>, OAuthError> {
+    let ct = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ct
+        .to_ascii_lowercase()
+        .starts_with("application/x-www-form-urlencoded")
+    {
+        return Err(OAuthError::new(
+            "invalid_request",
+            "the body must be application/x-www-form-urlencoded",
+        ));
+    }
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
+        .map_err(|_| OAuthError::new("invalid_request", "malformed form body"))?;
+    let mut map = HashMap::new();
+    for (k, v) in pairs {
+        if v.is_empty() {
+            continue;
+        }
+        if map.insert(k.clone(), v).is_some() {
+            return Err(OAuthError::new(
+                "invalid_request",
+                format!("parameter {k:?} is repeated"),
+            ));
+        }
+    }
+    Ok(map)
+}
+
+fn invalid_client() -> OAuthError {
+    OAuthError::new("invalid_client", "client authentication failed")
+}
+
+/// `Authorization: Basic` credentials, form-urlencoded per RFC 6749 section 2.3.1.
+fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
+    let Some(v) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+        return Ok(None);
+    };
+    let Some((scheme, b64)) = v.split_once(' ') else {
+        return Ok(None);
+    };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Ok(None);
+    }
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .map_err(|_| invalid_client())?;
+    let text = String::from_utf8(raw).map_err(|_| invalid_client())?;
+    let (id, secret) = text.split_once(':').ok_or_else(invalid_client)?;
+    let decode = |s: &str| -> Result<String, OAuthError> {
+        let pairs: Vec<(String, String)> =
+            serde_urlencoded::from_str(&format!("v={s}")).map_err(|_| invalid_client())?;
+        Ok(pairs.into_iter().next().map(|p| p.1).unwrap_or_default())
+    };
+    Ok(Some((decode(id)?, decode(secret)?)))
+}
+
+/// The authenticated client, if the request authenticates one. Credentials that are present
+/// but wrong are always an error, even where authentication is optional.
+async fn client_auth(
+    s: &AppState,
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+) -> Result<Option<Client>, OAuthError> {
+    let basic = basic_credentials(headers)?;
+    let (id, secret) = match basic {
+        Some((id, secret)) => {
+            if form.contains_key("client_secret") || form.get("client_id").is_some_and(|f| *f != id)
+            {
+                return Err(OAuthError::new(
+                    "invalid_request",
+                    "use one client authentication method",
+                ));
+            }
+            (id, Some(secret))
+        }
+        None => match form.get("client_id") {
+            Some(id) => (id.clone(), form.get("client_secret").cloned()),
+            None => return Ok(None),
+        },
+    };
+    // keymint's clients are all confidential: a client_id without its secret cannot be valid.
+    let secret = secret.ok_or_else(invalid_client)?;
+    s.clients
+        .authenticate(&id, &secret)
+        .await
+        .map_err(OAuthError::from)?
+        .map(Some)
+        .ok_or_else(invalid_client)
+}
+
+fn required<'a>(form: &'a HashMap<String, String>, name: &str) -> Result<&'a str, OAuthError> {
+    form.get(name)
+        .map(String::as_str)
+        .ok_or_else(|| OAuthError::new("invalid_request", format!("missing parameter {name:?}")))
+}
+
+/// Issue tokens (RFC 6749): `password`, `refresh_token` and `client_credentials` grants.
+#[utoipa::path(post, path = "/oauth/token", tag = "oauth",
+    request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
+    security((), ("client_basic" = [])),
+    responses(
+        (status = 200, description = "Tokens", body = OAuthTokenResponse, headers(("Cache-Control" = String, description = "no-store"))),
+        (status = 400, description = "invalid_request, invalid_grant, unauthorized_client, unsupported_grant_type or invalid_scope", body = OAuthErrorBody),
+        (status = 401, description = "invalid_client", body = OAuthErrorBody),
+        (status = 413, description = "PAYLOAD_TOO_LARGE", body = crate::error::ErrorBody),
+    ))]
+pub async fn token(
+    State(s): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, OAuthError> {
+    let form = parse_form(&headers, &body)?;
+    let client = client_auth(&s, &headers, &form).await?;
+    let scope = form.get("scope").map(String::as_str);
+    let now = now();
+    let grant = required(&form, "grant_type")?;
+    let body = match grant {
+        "password" => {
+            let (u, p) = (required(&form, "username")?, required(&form, "password")?);
+            pair_response(
+                oauth::password_grant(&s, client.as_ref(), u, p, scope, ip.as_deref(), now).await?,
+            )
+        }
+        "refresh_token" => {
+            let t = required(&form, "refresh_token")?;
+            pair_response(oauth::refresh_grant(&s, client.as_ref(), t, scope, now).await?)
+        }
+        "client_credentials" => {
+            let client = client.ok_or_else(invalid_client)?;
+            let t = oauth::client_credentials_grant(&s, &client, scope, now).await?;
+            OAuthTokenResponse {
+                access_token: t.access_token,
+                token_type: "Bearer".into(),
+                expires_in: t.expires_in,
+                refresh_token: None,
+                refresh_expires_in: None,
+                scope: t.scope,
+            }
+        }
+        other => {
+            return Err(OAuthError::new(
+                "unsupported_grant_type",
+                format!("grant_type {other:?} is not supported"),
+            ));
+        }
+    };
+    Ok(no_store(Json(body).into_response()))
+}
+
+fn pair_response(p: crate::sessions::TokenPair) -> OAuthTokenResponse {
+    OAuthTokenResponse {
+        access_token: p.access_token,
+        token_type: "Bearer".into(),
+        expires_in: p.expires_in,
+        refresh_token: Some(p.refresh_token),
+        refresh_expires_in: Some(p.refresh_expires_in),
+        scope: p.scope,
+    }
+}
+
+/// Revoke a token (RFC 7009). Answers 200 for unknown and invalid tokens too.
+#[utoipa::path(post, path = "/oauth/revoke", tag = "oauth",
+    request_body(content = TokenOnlyRequest, content_type = "application/x-www-form-urlencoded"),
+    security((), ("client_basic" = [])),
+    responses(
+        (status = 200, description = "Revoked, or not a token of ours"),
+        (status = 400, description = "invalid_request or unauthorized_client (the token belongs to another client)", body = OAuthErrorBody),
+        (status = 401, description = "invalid_client", body = OAuthErrorBody),
+    ))]
+pub async fn revoke(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, OAuthError> {
+    let form = parse_form(&headers, &body)?;
+    let client = client_auth(&s, &headers, &form).await?;
+    let token = required(&form, "token")?;
+    oauth::revoke(
+        &s,
+        token,
+        form.get("token_type_hint").map(String::as_str),
+        client.as_ref(),
+        now(),
+    )
+    .await?;
+    Ok(StatusCode::OK)
+}
+
+/// Introspect a token (RFC 7662). The caller authenticates as a client, or with an admin's
+/// bearer token.
+#[utoipa::path(post, path = "/oauth/introspect", tag = "oauth",
+    request_body(content = TokenOnlyRequest, content_type = "application/x-www-form-urlencoded"),
+    security(("client_basic" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "`{\"active\": false}` or the token's claims", body = Introspection,
+            example = json!({"active": true, "sub": "c_5f2b8e0c", "exp": 1795435379, "iat": 1795434479, "jti": "0f1e2d3c", "scope": "billing:read", "client_id": "c_5f2b8e0c", "token_type": "access_token", "iss": "http://127.0.0.1:8080", "aud": "https://billing.example"})),
+        (status = 400, description = "invalid_request", body = OAuthErrorBody),
+        (status = 401, description = "invalid_client: the caller did not authenticate", body = OAuthErrorBody),
+    ))]
+pub async fn introspect(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, OAuthError> {
+    let form = parse_form(&headers, &body)?;
+    let client = client_auth(&s, &headers, &form).await?;
+    if client.is_none() && !is_admin_bearer(&s, &headers).await? {
+        return Err(invalid_client());
+    }
+    let token = required(&form, "token")?;
+    let now = now();
+    let result = oauth::introspect(
+        &s,
+        token,
+        form.get("token_type_hint").map(String::as_str),
+        now,
+    )
+    .await?;
+    Ok(no_store(Json(result).into_response()))
+}
+
+async fn is_admin_bearer(s: &AppState, headers: &HeaderMap) -> Result<bool, OAuthError> {
+    let Some(token) = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim())
+    else {
+        return Ok(false);
+    };
+    let Ok(claims) = s.authenticate(token, now()) else {
+        return Ok(false);
+    };
+    Ok(s.users
+        .by_id(&claims.sub)
+        .await
+        .map_err(OAuthError::from)?
+        .is_some_and(|u| !u.disabled && u.is_admin()))
+}

@@ -1,0 +1,430 @@
+//! OAuth 2.0 semantics over sessions and clients: the three grants (RFC 6749), token
+//! revocation (RFC 7009) and introspection (RFC 7662). No HTTP here: `http::oauth` parses the
+//! form bodies and renders [`OAuthError`] in the RFC 6749 shape.
+
+use serde::Serialize;
+use serde_json::json;
+use utoipa::ToSchema;
+
+use crate::audit::{self, Event};
+use crate::clients::Client;
+use crate::db::entities::{refresh_families as fam, refresh_tokens as rt};
+use crate::error::{Error, ErrorCode};
+use crate::keys::Purpose;
+use crate::revocation::Kind;
+use crate::sessions::{Grant, TokenPair};
+use crate::state::App;
+use crate::tokens::AccessClaims;
+use sea_orm::EntityTrait;
+
+/// An RFC 6749 section 5.2 error.
+#[derive(Debug)]
+pub struct OAuthError {
+    pub error: &'static str,
+    pub description: String,
+    pub status: u16,
+    pub retry_after: Option<u64>,
+}
+
+impl OAuthError {
+    pub fn new(error: &'static str, description: impl Into<String>) -> Self {
+        let status = if error == "invalid_client" { 401 } else { 400 };
+        Self {
+            error,
+            description: description.into(),
+            status,
+            retry_after: None,
+        }
+    }
+}
+
+impl From<Error> for OAuthError {
+    fn from(e: Error) -> Self {
+        use ErrorCode::*;
+        let mut o = match e.code {
+            InvalidCredentials | InvalidToken | TokenExpired | TokenRevoked
+            | RefreshTokenExpired | RefreshTokenReused => {
+                OAuthError::new("invalid_grant", e.message.clone())
+            }
+            ValidationError | PayloadTooLarge => {
+                OAuthError::new("invalid_request", e.message.clone())
+            }
+            Forbidden => OAuthError::new("unauthorized_client", e.message.clone()),
+            RateLimited => OAuthError {
+                status: 429,
+                ..OAuthError::new("rate_limited", e.message.clone())
+            },
+            ServiceUnavailable => OAuthError {
+                status: 503,
+                ..OAuthError::new("temporarily_unavailable", e.message.clone())
+            },
+            _ => {
+                // Keep the opaque-id behaviour of internal errors.
+                let id = uuid::Uuid::new_v4().simple().to_string();
+                tracing::error!(error_id = %id, "{e}");
+                OAuthError {
+                    status: 500,
+                    ..OAuthError::new("server_error", format!("internal error (id {id})"))
+                }
+            }
+        };
+        o.retry_after = e.retry_after;
+        o
+    }
+}
+
+/// The scope to grant: the requested scope (every token must be in `allowed`) or `default`.
+pub fn grant_scope(
+    requested: Option<&str>,
+    allowed: &[String],
+    default: &[String],
+) -> Result<String, OAuthError> {
+    let Some(req) = requested else {
+        return Ok(default.join(" "));
+    };
+    let mut out: Vec<&str> = Vec::new();
+    for tok in req.split(' ').filter(|t| !t.is_empty()) {
+        if !allowed.iter().any(|a| a == tok) {
+            return Err(OAuthError::new(
+                "invalid_scope",
+                format!("scope {tok:?} is not allowed"),
+            ));
+        }
+        if !out.contains(&tok) {
+            out.push(tok);
+        }
+    }
+    Ok(out.join(" "))
+}
+
+/// Scopes a password login may request: `profile`, plus what its client allows.
+pub fn user_scopes(client: Option<&Client>) -> Vec<String> {
+    let mut v = vec!["profile".to_string()];
+    if let Some(c) = client {
+        v.extend(c.scopes.iter().filter(|s| *s != "profile").cloned());
+    }
+    v
+}
+
+fn require_grant(client: Option<&Client>, grant: &str) -> Result<(), OAuthError> {
+    match client {
+        Some(c) if !c.allows(grant) => Err(OAuthError::new(
+            "unauthorized_client",
+            format!("this client may not use the {grant} grant"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// `grant_type=password`.
+pub async fn password_grant(
+    app: &App,
+    client: Option<&Client>,
+    username: &str,
+    password: &str,
+    scope: Option<&str>,
+    ip: Option<&str>,
+    now: i64,
+) -> Result<TokenPair, OAuthError> {
+    require_grant(client, "password")?;
+    let scope = grant_scope(scope, &user_scopes(client), &["profile".to_string()])?;
+    let user = crate::http::auth::check_password(app, username, password, ip, now).await?;
+    let grant = Grant {
+        user,
+        client_id: client.map(|c| c.client_id.clone()),
+        audience: client
+            .and_then(|c| c.audience.clone())
+            .unwrap_or_else(|| app.config.audience.clone()),
+        scope,
+    };
+    let pair = app.sessions.start(grant, now).await?;
+    audit::record(
+        &app.db,
+        Event::new("login", "ok")
+            .subject(Some(&pair.access.sub))
+            .ip(ip)
+            .detail(json!({"grant": "password", "client_id": pair.access.client_id, "sid": pair.access.sid})),
+        now,
+    )
+    .await;
+    Ok(pair)
+}
+
+/// `grant_type=refresh_token`.
+pub async fn refresh_grant(
+    app: &App,
+    client: Option<&Client>,
+    token: &str,
+    scope: Option<&str>,
+    now: i64,
+) -> Result<TokenPair, OAuthError> {
+    require_grant(client, "refresh_token")?;
+    let caller = client.map(|c| c.client_id.as_str());
+    // A requested scope must lie within the family's (RFC 6749 section 6).
+    let narrowed = match scope {
+        None => None,
+        Some(req) => {
+            let claims = app
+                .tokens
+                .verify_refresh(&app.keys.ring(), token, now)
+                .map_err(|_| OAuthError::new("invalid_grant", "the refresh token is not valid"))?;
+            let family = fam::Entity::find_by_id(claims.fam)
+                .one(&app.db)
+                .await
+                .map_err(Error::from)?
+                .ok_or_else(|| {
+                    OAuthError::new("invalid_grant", "the refresh token is not valid")
+                })?;
+            let allowed: Vec<String> = family
+                .scope
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect();
+            Some(grant_scope(Some(req), &allowed, &allowed)?)
+        }
+    };
+    Ok(app
+        .sessions
+        .refresh(token, caller, narrowed.as_deref(), now)
+        .await?)
+}
+
+/// An access token for a client acting on its own behalf.
+pub struct ClientToken {
+    pub access_token: String,
+    pub expires_in: i64,
+    pub scope: String,
+}
+
+/// `grant_type=client_credentials`: no refresh token (RFC 6749 section 4.4.3), no `sid`.
+pub async fn client_credentials_grant(
+    app: &App,
+    client: &Client,
+    scope: Option<&str>,
+    now: i64,
+) -> Result<ClientToken, OAuthError> {
+    require_grant(Some(client), "client_credentials")?;
+    let scope = grant_scope(scope, &client.scopes, &client.scopes)?;
+    let t = &app.tokens;
+    let claims = AccessClaims {
+        iss: t.issuer.clone(),
+        sub: client.client_id.clone(),
+        aud: client
+            .audience
+            .clone()
+            .unwrap_or_else(|| app.config.audience.clone()),
+        exp: now + t.access_ttl,
+        iat: now,
+        nbf: now,
+        jti: uuid::Uuid::new_v4().simple().to_string(),
+        token_type: "access".into(),
+        scope: scope.clone(),
+        roles: vec![],
+        sid: None,
+        client_id: Some(client.client_id.clone()),
+    };
+    let (ring, tokens) = (app.keys.ring(), app.tokens.clone());
+    let access_token =
+        tokio::task::spawn_blocking(move || tokens.sign(&ring, Purpose::Access, &claims))
+            .await
+            .map_err(Error::internal)?
+            .map_err(|e| Error::new(ErrorCode::ServiceUnavailable, format!("cannot sign: {e}")))?;
+    Ok(ClientToken {
+        access_token,
+        expires_in: t.access_ttl,
+        scope,
+    })
+}
+
+/// RFC 7662 introspection response.
+#[derive(Debug, Default, Serialize, ToSchema, PartialEq, Eq)]
+pub struct Introspection {
+    pub active: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// `access_token` or `refresh_token`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+}
+
+/// What a token turned out to be, when it verifies.
+// Lives for one request on the stack; boxing would only add allocations.
+#[allow(clippy::large_enum_variant)]
+enum Known {
+    Access(AccessClaims),
+    Refresh {
+        claims: crate::tokens::RefreshClaims,
+        row: rt::Model,
+        family: fam::Model,
+    },
+}
+
+async fn identify(
+    app: &App,
+    token: &str,
+    hint: Option<&str>,
+    now: i64,
+) -> Result<Option<Known>, Error> {
+    let ring = app.keys.ring();
+    let as_access = || {
+        app.tokens
+            .verify_access(&ring, token, None, now)
+            .ok()
+            .map(Known::Access)
+    };
+    if hint != Some("refresh_token")
+        && let Some(k) = as_access()
+    {
+        return Ok(Some(k));
+    }
+    if let Ok(claims) = app.tokens.verify_refresh(&ring, token, now) {
+        let row = rt::Entity::find_by_id(claims.jti.clone())
+            .one(&app.db)
+            .await?;
+        let family = match &row {
+            Some(r) => {
+                fam::Entity::find_by_id(r.family_id.clone())
+                    .one(&app.db)
+                    .await?
+            }
+            None => None,
+        };
+        if let (Some(row), Some(family)) = (row, family) {
+            return Ok(Some(Known::Refresh {
+                claims,
+                row,
+                family,
+            }));
+        }
+        return Ok(None);
+    }
+    Ok(if hint == Some("refresh_token") {
+        as_access()
+    } else {
+        None
+    })
+}
+
+/// RFC 7662: whether `token` is active now, and its claims if so.
+pub async fn introspect(
+    app: &App,
+    token: &str,
+    hint: Option<&str>,
+    now: i64,
+) -> Result<Introspection, Error> {
+    Ok(match identify(app, token, hint, now).await? {
+        Some(Known::Access(c))
+            if !app
+                .denylist
+                .is_revoked(&c.jti, c.sid.as_deref(), c.client_id.as_deref()) =>
+        {
+            Introspection {
+                active: true,
+                sub: Some(c.sub),
+                exp: Some(c.exp),
+                iat: Some(c.iat),
+                jti: Some(c.jti),
+                scope: Some(c.scope),
+                client_id: c.client_id,
+                token_type: Some("access_token".into()),
+                iss: Some(c.iss),
+                aud: Some(c.aud),
+            }
+        }
+        Some(Known::Refresh {
+            claims,
+            row,
+            family,
+        }) if row.used_at.is_none() && row.revoked_at.is_none() && family.revoked_at.is_none() => {
+            Introspection {
+                active: true,
+                sub: Some(claims.sub),
+                exp: Some(claims.exp),
+                iat: Some(claims.iat),
+                jti: Some(claims.jti),
+                scope: Some(family.scope),
+                client_id: family.client_id,
+                token_type: Some("refresh_token".into()),
+                iss: Some(claims.iss),
+                aud: Some(claims.aud),
+            }
+        }
+        _ => Introspection::default(),
+    })
+}
+
+/// RFC 7009: revoke `token` if it is one of ours. Unknown or invalid tokens are not an error.
+/// A token issued to a client may be revoked by that client or by a caller with no client
+/// authentication (a public client holding it), never by another authenticated client.
+pub async fn revoke(
+    app: &App,
+    token: &str,
+    hint: Option<&str>,
+    caller: Option<&Client>,
+    now: i64,
+) -> Result<(), OAuthError> {
+    let known = identify(app, token, hint, now).await?;
+    let owner = match &known {
+        Some(Known::Access(c)) => c.client_id.clone(),
+        Some(Known::Refresh { family, .. }) => family.client_id.clone(),
+        None => return Ok(()),
+    };
+    if let (Some(caller), Some(owner)) = (caller, owner.as_deref())
+        && caller.client_id != owner
+    {
+        return Err(OAuthError::new(
+            "unauthorized_client",
+            "the token was issued to another client",
+        ));
+    }
+    let (subject, detail) = match known {
+        Some(Known::Access(c)) => {
+            app.denylist
+                .revoke(
+                    Kind::Jti,
+                    &c.jti,
+                    c.exp + app.tokens.leeway,
+                    "oauth revoke",
+                    now,
+                )
+                .await?;
+            (c.sub.clone(), json!({"jti": c.jti, "type": "access_token"}))
+        }
+        Some(Known::Refresh { claims, family, .. }) => {
+            // Revoking a refresh token ends its grant: the family and its access tokens.
+            app.sessions
+                .revoke_family(&family.id, "oauth revoke", now)
+                .await?;
+            (
+                claims.sub.clone(),
+                json!({"family": family.id, "type": "refresh_token"}),
+            )
+        }
+        None => return Ok(()),
+    };
+    audit::record(
+        &app.db,
+        Event::new("token.revoke", "ok")
+            .actor(caller.map(|c| c.client_id.as_str()))
+            .subject(Some(&subject))
+            .detail(detail),
+        now,
+    )
+    .await;
+    Ok(())
+}
