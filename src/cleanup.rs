@@ -99,6 +99,10 @@ pub async fn run(app: &App, now: i64) -> Result<CleanupReport> {
         app.keys.reload(now).await?;
     }
     r.duration_ms = started.elapsed().as_millis() as u64;
+    app.metrics.cleanup(
+        r.revocations + r.refresh_tokens + r.refresh_families + r.keys,
+        r.duration_ms,
+    );
     tracing::info!(?r, "cleanup pass done");
     audit::record(
         db,

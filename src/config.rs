@@ -55,6 +55,12 @@ pub struct Config {
     pub log_format: LogFormat,
     /// How often this instance re-reads keys and revocations written by other instances.
     pub sync_interval: Duration,
+    /// Origins allowed by CORS; empty = CORS closed.
+    pub cors_origins: Vec<String>,
+    /// Failed-login throttling.
+    pub login_limits: crate::ratelimit::Limits,
+    /// A request (headers, body, handler) must complete within this time.
+    pub request_timeout: Duration,
 }
 
 /// Log line format.
@@ -87,6 +93,9 @@ impl fmt::Debug for Config {
             )
             .field("log_format", &self.log_format)
             .field("sync_interval", &self.sync_interval)
+            .field("cors_origins", &self.cors_origins)
+            .field("login_limits", &self.login_limits)
+            .field("request_timeout", &self.request_timeout)
             .finish()
     }
 }
@@ -124,6 +133,12 @@ Configuration (environment, or the same keys in lower case without KEYMINT_ in a
   KEYMINT_REFRESH_REUSE_GRACE  retry window for refresh  [default: 0s]
   KEYMINT_SYNC_INTERVAL        multi-instance sync poll  [default: 500ms]
   KEYMINT_BOOTSTRAP_ADMIN      name:password, once       [default: none]
+  KEYMINT_CORS_ORIGINS         comma-separated origins   [default: none, CORS closed]
+  KEYMINT_LOGIN_USER_FAILURES  free failures per user    [default: 5, then 1s, 2s, 4s… back-off]
+  KEYMINT_LOGIN_LOCKOUT_MAX    back-off cap              [default: 15m]
+  KEYMINT_LOGIN_IP_FAILURES    failures per address      [default: 20 per window]
+  KEYMINT_LOGIN_IP_WINDOW                                [default: 5m]
+  KEYMINT_REQUEST_TIMEOUT      whole-request deadline    [default: 30s]
   KEYMINT_LOG_FORMAT           text | json               [default: text]
   RUST_LOG                     log filter                [default: info]";
 
@@ -145,6 +160,12 @@ const KEYS: &[&str] = &[
     "sync_interval",
     "bootstrap_admin",
     "log_format",
+    "cors_origins",
+    "login_user_failures",
+    "login_lockout_max",
+    "login_ip_failures",
+    "login_ip_window",
+    "request_timeout",
 ];
 
 impl Config {
@@ -319,6 +340,44 @@ impl Config {
             },
             None => None,
         };
+        let cors_origins = match get("cors_origins") {
+            Some((n, v)) => parse_origins(n, v)?,
+            None => vec![],
+        };
+        let count = |key: &'static str, default: u32| -> Result<u32, ConfigError> {
+            match get(key) {
+                Some((n, v)) => v
+                    .trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|c| *c >= 1)
+                    .ok_or_else(|| {
+                        ConfigError::new(n, format!("expected a positive whole number, got {v:?}"))
+                    }),
+                None => Ok(default),
+            }
+        };
+        let login_limits = crate::ratelimit::Limits {
+            user_free: count("login_user_failures", 5)?,
+            user_max_backoff: dur(
+                "login_lockout_max",
+                Duration::from_secs(900),
+                Duration::from_secs(1),
+            )?
+            .as_secs() as i64,
+            ip_max: count("login_ip_failures", 20)?,
+            ip_window: dur(
+                "login_ip_window",
+                Duration::from_secs(300),
+                Duration::from_secs(1),
+            )?
+            .as_secs() as i64,
+        };
+        let request_timeout = dur(
+            "request_timeout",
+            Duration::from_secs(30),
+            Duration::from_secs(1),
+        )?;
         let log_format = match get("log_format") {
             Some((_, "json")) => LogFormat::Json,
             Some((_, "text")) | None => LogFormat::Text,
@@ -347,6 +406,9 @@ impl Config {
             bootstrap_admin,
             log_format,
             sync_interval,
+            cors_origins,
+            login_limits,
+            request_timeout,
         })
     }
 
@@ -374,6 +436,24 @@ fn parse_issuer(name: &str, v: &str) -> Result<String, ConfigError> {
         ));
     }
     Ok(v.to_string())
+}
+
+fn parse_origins(name: &str, v: &str) -> Result<Vec<String>, ConfigError> {
+    let mut out = Vec::new();
+    for o in v.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+        let rest = o
+            .strip_prefix("https://")
+            .or_else(|| o.strip_prefix("http://"));
+        let ok = rest.is_some_and(|r| !r.is_empty() && !r.contains(['/', '?', '#', '*', ' ']));
+        if !ok {
+            return Err(ConfigError::new(
+                name,
+                format!("{o:?} is not an origin like https://app.example (no path, no wildcard)"),
+            ));
+        }
+        out.push(o.to_string());
+    }
+    Ok(out)
 }
 
 fn parse_kek(name: &str, v: &str) -> Result<[u8; 32], ConfigError> {
@@ -502,6 +582,10 @@ mod tests {
             ("KEYMINT_ROTATION_CRON", "every tuesday"),
             ("KEYMINT_DATABASE_URL", "mysql://x"),
             ("KEYMINT_BOOTSTRAP_ADMIN", "nocolon"),
+            ("KEYMINT_CORS_ORIGINS", "*"),
+            ("KEYMINT_CORS_ORIGINS", "https://a.example/path"),
+            ("KEYMINT_LOGIN_IP_FAILURES", "0"),
+            ("KEYMINT_REQUEST_TIMEOUT", "0s"),
         ];
         for (var, value) in cases {
             let err = load(&[(var, value)]).unwrap_err();

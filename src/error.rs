@@ -107,6 +107,17 @@ impl Error {
         Self::new(ErrorCode::ValidationError, message)
     }
 
+    /// `RATE_LIMITED`, retry after `secs` seconds.
+    pub fn rate_limited(secs: u64) -> Self {
+        Self {
+            retry_after: Some(secs),
+            ..Self::new(
+                ErrorCode::RateLimited,
+                "too many failed attempts; retry later",
+            )
+        }
+    }
+
     pub fn invalid_token() -> Self {
         Self::new(ErrorCode::InvalidToken, "the token is not valid")
     }

@@ -36,6 +36,7 @@ pub async fn rotate(
 ) -> Result<RotationResult> {
     for p in purposes {
         let r = app.keys.rotate(*p, now).await?;
+        app.metrics.rotated();
         audit::record(
             &app.db,
             Event::new("key.rotate", "ok")

@@ -230,6 +230,7 @@ pub async fn client_credentials_grant(
             .await
             .map_err(Error::internal)?
             .map_err(|e| Error::new(ErrorCode::ServiceUnavailable, format!("cannot sign: {e}")))?;
+    app.metrics.issued(crate::metrics::Issued::Access);
     Ok(ClientToken {
         access_token,
         expires_in: t.access_ttl,

@@ -50,6 +50,7 @@ pub struct Sessions {
     pub denylist: Arc<Denylist>,
     pub users: UserStore,
     pub reuse_grace: i64,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 fn new_id() -> String {
@@ -128,6 +129,8 @@ impl Sessions {
         refresh_exp: i64,
         now: i64,
     ) -> TokenPair {
+        self.metrics.issued(crate::metrics::Issued::Access);
+        self.metrics.issued(crate::metrics::Issued::Refresh);
         TokenPair {
             access_token: tokens.0,
             refresh_token: tokens.1,
@@ -188,7 +191,10 @@ impl Sessions {
         let claims = self
             .tokens
             .verify_refresh(&self.keys.ring(), token, now)
-            .map_err(refresh_error)?;
+            .map_err(|r| {
+                self.metrics.verify_failed(r);
+                refresh_error(r)
+            })?;
         let row = rt::Entity::find_by_id(claims.jti.clone())
             .one(&self.db)
             .await?

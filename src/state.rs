@@ -10,6 +10,8 @@ use crate::config::Config;
 use crate::error::{Error, ErrorCode, Result};
 use crate::keys::kek::{Kek, KekSource};
 use crate::keys::{KeyManager, KeyPolicy};
+use crate::metrics::Metrics;
+use crate::ratelimit::LoginLimiter;
 use crate::revocation::Denylist;
 use crate::sessions::Sessions;
 use crate::tokens::{AccessClaims, Rejection, Tokens};
@@ -25,6 +27,8 @@ pub struct App {
     pub users: UserStore,
     pub clients: ClientStore,
     pub sessions: Sessions,
+    pub limiter: LoginLimiter,
+    pub metrics: Arc<Metrics>,
 }
 
 /// The axum state: a cheap handle on the one `App`.
@@ -91,6 +95,7 @@ impl App {
         let hasher = Arc::new(PasswordHasher::new().map_err(|e| StartError::Other(e.to_string()))?);
         let users = UserStore::new(db.clone(), hasher);
         let keys = Arc::new(keys);
+        let metrics = Arc::new(Metrics::default());
         let sessions = Sessions {
             db: db.clone(),
             keys: keys.clone(),
@@ -98,8 +103,10 @@ impl App {
             denylist: denylist.clone(),
             users: users.clone(),
             reuse_grace: secs(config.refresh_reuse_grace),
+            metrics: metrics.clone(),
         };
         let clients = ClientStore::new(db.clone());
+        let limiter = LoginLimiter::new(config.login_limits);
         Ok(App {
             config,
             db,
@@ -109,6 +116,8 @@ impl App {
             users,
             clients,
             sessions,
+            limiter,
+            metrics,
         })
     }
 
@@ -151,17 +160,21 @@ impl App {
         let claims = self
             .tokens
             .verify_access(&self.keys.ring(), token, Some(&self.config.audience), now)
-            .map_err(|r| match r {
-                Rejection::Expired => {
-                    Error::new(ErrorCode::TokenExpired, "the access token has expired")
+            .map_err(|r| {
+                self.metrics.verify_failed(r);
+                match r {
+                    Rejection::Expired => {
+                        Error::new(ErrorCode::TokenExpired, "the access token has expired")
+                    }
+                    _ => Error::invalid_token(),
                 }
-                _ => Error::invalid_token(),
             })?;
         if self.denylist.is_revoked(
             &claims.jti,
             claims.sid.as_deref(),
             claims.client_id.as_deref(),
         ) {
+            self.metrics.revoked_refused();
             return Err(Error::new(
                 ErrorCode::TokenRevoked,
                 "the token has been revoked",

@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 use crate::audit::{self, Event};
 use crate::error::{Error, ErrorBody, ErrorCode};
 use crate::http::extract::{ApiJson, Bearer, ClientIp};
+use crate::metrics::Login;
 use crate::sessions::{Grant, TokenPair};
 use crate::state::{App, AppState};
 use crate::tokens::now;
@@ -101,6 +102,8 @@ fn bad_credentials() -> Error {
         (status = 400, description = "VALIDATION_ERROR", body = ErrorBody),
         (status = 401, description = "INVALID_CREDENTIALS (same body for unknown user and wrong password)", body = ErrorBody),
         (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorBody),
+        (status = 429, description = "RATE_LIMITED: too many failed logins for this username or address",
+            body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ))]
 pub async fn login(
     State(s): State<AppState>,
@@ -130,7 +133,8 @@ pub async fn login(
 
 /// Check a username and password (shared by `/auth/login` and the password grant). Unknown
 /// user, wrong password and disabled user all cost one argon2 verification and give the same
-/// `INVALID_CREDENTIALS`; every failure is audited.
+/// `INVALID_CREDENTIALS`; every failure is audited and counted by the login limiter, which
+/// answers `RATE_LIMITED` before any hashing once a username or address is throttled.
 pub async fn check_password(
     app: &App,
     username: &str,
@@ -138,6 +142,18 @@ pub async fn check_password(
     ip: Option<&str>,
     now: i64,
 ) -> Result<User, Error> {
+    if let Err(wait) = app.limiter.check(username, ip, now) {
+        audit::record(
+            &app.db,
+            Event::new("login", "throttled")
+                .ip(ip)
+                .detail(json!({"username": username, "retry_after": wait})),
+            now,
+        )
+        .await;
+        app.metrics.login(Login::Throttled);
+        return Err(Error::rate_limited(wait));
+    }
     let creds = if crate::users::validate_username(username).is_ok() {
         app.users.by_username(username).await?
     } else {
@@ -149,8 +165,14 @@ pub async fn check_password(
         .verify(creds.as_ref().map(|c| c.password_hash.as_str()), password)
         .await?;
     match creds {
-        Some(c) if ok && !c.user.disabled => Ok(c.user),
+        Some(c) if ok && !c.user.disabled => {
+            app.limiter.success(username, ip, now);
+            app.metrics.login(Login::Ok);
+            Ok(c.user)
+        }
         other => {
+            app.limiter.failure(username, ip, now);
+            app.metrics.login(Login::Failed);
             let subject = other.map(|c| c.user.id);
             audit::record(
                 &app.db,

@@ -62,6 +62,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(audit::list_audit))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
+        .routes(routes!(ops::metrics))
 }
 
 /// The OpenAPI document, exactly as served at `/openapi.json`.
@@ -73,13 +74,116 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn router(state: AppState) -> Router {
     let (api, doc) = api_router().split_for_parts();
     let https = state.config.is_https();
-    api.with_state(state)
+    let timeout = state.config.request_timeout;
+    let cors = cors_layer(&state.config.cors_origins);
+    let metrics = state.metrics.clone();
+    let router = api
+        .with_state(state)
         .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
         .fallback(|| async { Error::not_found("route") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(move |req, next| {
+            deadline(req, next, timeout)
+        }));
+    // CORS is closed unless origins are configured: no layer, no Access-Control-* headers.
+    let router = match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    };
+    router
+        .layer(middleware::from_fn(move |req, next| {
             security_headers(req, next, https)
         }))
+        .layer(middleware::from_fn(move |req, next| {
+            observe(req, next, metrics.clone())
+        }))
+}
+
+/// Per request: an id (the caller's `x-request-id` when it is sane, else a new one) on a
+/// tracing span and the response, and a latency sample keyed by the matched route template.
+async fn observe(
+    req: Request,
+    next: Next,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
+) -> Response {
+    use tracing::Instrument;
+    let started = std::time::Instant::now();
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        })
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = match *req.method() {
+        axum::http::Method::GET => "GET",
+        axum::http::Method::POST => "POST",
+        axum::http::Method::PATCH => "PATCH",
+        axum::http::Method::DELETE => "DELETE",
+        axum::http::Method::PUT => "PUT",
+        axum::http::Method::OPTIONS => "OPTIONS",
+        axum::http::Method::HEAD => "HEAD",
+        _ => "OTHER",
+    };
+    let span = tracing::info_span!("request", id = %id, method, route = %route);
+    let mut resp = next.run(req).instrument(span.clone()).await;
+    let secs = started.elapsed().as_secs_f64();
+    let status = resp.status().as_u16();
+    metrics.request(&route, method, status, secs);
+    span.in_scope(|| tracing::debug!(status, ms = secs * 1000.0, "request done"));
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    resp
+}
+
+fn cors_layer(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use axum::http::Method;
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return None;
+    }
+    let list: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(list))
+            .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+            .expose_headers([header::RETRY_AFTER, header::ETAG])
+            .max_age(std::time::Duration::from_secs(600)),
+    )
+}
+
+/// A request (body included) must finish within the configured time, so a slow client holds
+/// no task or database connection for long. Answers 408.
+async fn deadline(req: Request, next: Next, timeout: std::time::Duration) -> Response {
+    use axum::response::IntoResponse;
+    match tokio::time::timeout(timeout, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => {
+            let body = crate::error::ErrorBody {
+                error: crate::error::ErrorCode::ValidationError,
+                message: format!(
+                    "the request did not complete within {} s",
+                    timeout.as_secs()
+                ),
+            };
+            (axum::http::StatusCode::REQUEST_TIMEOUT, axum::Json(body)).into_response()
+        }
+    }
 }
 
 const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \

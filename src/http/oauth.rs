@@ -212,6 +212,8 @@ fn required<'a>(form: &'a HashMap<String, String>, name: &str) -> Result<&'a str
         (status = 400, description = "invalid_request, invalid_grant, unauthorized_client, unsupported_grant_type or invalid_scope", body = OAuthErrorBody),
         (status = 401, description = "invalid_client", body = OAuthErrorBody),
         (status = 413, description = "PAYLOAD_TOO_LARGE", body = crate::error::ErrorBody),
+        (status = 429, description = "rate_limited: too many failed password grants", body = OAuthErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ))]
 pub async fn token(
     State(s): State<AppState>,

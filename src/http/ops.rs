@@ -45,3 +45,37 @@ pub async fn readyz(State(s): State<AppState>) -> Result<Json<Status>, Error> {
     }
     Ok(Json(Status { status: "ready" }))
 }
+
+/// Prometheus metrics: tokens issued, verification failures by reason, logins by outcome,
+/// rotations, key ages, live revocations, cleanup runs, request latencies.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition format 0.0.4",
+        content_type = "text/plain; version=0.0.4; charset=utf-8", body = String)))]
+pub async fn metrics(State(s): State<AppState>) -> Result<axum::response::Response, Error> {
+    use axum::response::IntoResponse;
+    let now = crate::tokens::now();
+    let keys = s.keys.list().await?;
+    let ages: Vec<(String, &str, &str, i64)> = keys
+        .iter()
+        .filter(|k| {
+            k.state != crate::keys::KeyState::Revoked && k.expires_at.is_none_or(|e| e > now)
+        })
+        .map(|k| {
+            (
+                k.kid.clone(),
+                k.purpose.as_str(),
+                k.state.as_str(),
+                now - k.created_at,
+            )
+        })
+        .collect();
+    let body = s.metrics.render(&ages, s.denylist.len());
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response())
+}

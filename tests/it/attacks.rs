@@ -121,6 +121,14 @@ async fn forged_and_malformed_tokens_are_refused() {
             format!("{h64}.{}.{sig64}", B64.encode(raw))
         }),
         ("oversized", format!("{h64}.{}.{sig64}", "A".repeat(9000))),
+        ("duplicate header keys (alg twice)", {
+            let raw = format!(r#"{{"alg":"RS256","alg":"none","typ":"at+jwt","kid":"{kid}"}}"#);
+            format!("{}.{c64}.{sig64}", B64.encode(raw))
+        }),
+        (
+            "header that is not an object",
+            format!("{}.{c64}.{sig64}", B64.encode("[1,2]")),
+        ),
     ];
 
     // alg confusion: HS256 keyed with the public key material the JWKS publishes.

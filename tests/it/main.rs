@@ -12,5 +12,7 @@ mod flows;
 mod keys;
 mod oauth;
 mod openapi;
+mod ops;
 mod revocation;
+mod security;
 mod third_party;

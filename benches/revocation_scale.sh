@@ -1,0 +1,347 @@
+#!/usr/bin/env bash
+# Issue 4: does keymint stay fast with a million revocations and refresh tokens, and does a
+# cleanup pass over a million expired rows leave request latency alone? Runs on Postgres (a
+# fresh database) and on SQLite.
+#
+#   benches/revocation_scale.sh [path/to/keymint]   (or KEYMINT_BIN=...; default target/release/keymint)
+#
+# Per backend: migrate; seed 10 live revocations, start, time /readyz, load /auth/me; seed
+# 1,000,000 live revocations + 1,000,000 live refresh tokens with SQL, restart, same again;
+# seed 1,000,000 expired refresh tokens + 1,000,000 expired revocations, restart, /auth/me p99 at
+# rest, then `keymint cleanup` in a separate process while wrk measures /auth/me.
+#
+# Knobs (environment): ROWS (1000000), DURATION (s, 10), WARMUP (s, 2), CONNS (64), THREADS (2),
+# BACKENDS ("postgres sqlite"), PG_URL (postgres://postgres@127.0.0.1:5432), PG_ADMIN_DB (test),
+# CLEANUP_MAX (s, 600: cleanup is killed past it), KEEP_TMP=1, KEEP_DB=1, STRICT=1 (exit 1 on a
+# missed target). All traffic goes to 127.0.0.1; every loop and process is bounded in time.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(dirname "$here")
+BIN=${1:-${KEYMINT_BIN:-$repo/target/release/keymint}}
+ROWS=${ROWS:-1000000}
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-2}
+CONNS=${CONNS:-64}
+THREADS=${THREADS:-2}
+BACKENDS=${BACKENDS:-postgres sqlite}
+PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432}
+PG_ADMIN_DB=${PG_ADMIN_DB:-test}
+CLEANUP_MAX=${CLEANUP_MAX:-600}
+ADMIN=admin:admin-password-1
+LUA="$here/wrk/keymint.lua"
+started_at=$(date +%s)
+
+log() { printf '[revscale %4ss] %s\n' "$(($(date +%s) - started_at))" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# --- tools: Debian packages only ---------------------------------------------------------------
+missing=()
+for t in wrk curl jq awk sqlite3 psql; do
+  command -v "$t" >/dev/null 2>&1 || missing+=("$( [ "$t" = psql ] && echo postgresql-client || echo "$t")")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing ${missing[*]} with apt-get"
+  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+case "$BIN" in /*) ;; *) BIN="$PWD/$BIN" ;; esac
+[ -x "$BIN" ] || die "no keymint binary at $BIN: build it with 'cargo build --release --bin keymint' or pass its path"
+ulimit -n 65536 2>/dev/null || ulimit -n 4096 2>/dev/null || true
+
+tmp=$(mktemp -d /tmp/keymint-revscale.XXXXXX)
+pids=()
+pgdb=""
+cleanup() {
+  local rc=$?
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  sleep 0.5
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  if [ -n "$pgdb" ] && [ "${KEEP_DB:-0}" != 1 ]; then
+    psql "$PG_URL/$PG_ADMIN_DB" -qc "drop database if exists $pgdb" >/dev/null 2>&1 || true
+  fi
+  if [ "${KEEP_TMP:-0}" = 1 ]; then log "kept $tmp"; else rm -rf "$tmp"; fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+  local p
+  for _ in $(seq 100); do
+    p=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
+  done
+  return 1
+}
+# Running and not a zombie (a dead child stays visible to kill -0 until it is reaped).
+alive() { [ -r "/proc/$1/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null; }
+kv() { grep -m1 '^KMRESULT' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -1; }
+rss_kib() { sed -n "s/^$2:[[:space:]]*\([0-9]*\) kB/\1/p" "/proc/$1/status" 2>/dev/null || true; }
+mib() { awk -v k="${1:-0}" 'BEGIN { printf "%.1f", k / 1024 }'; }
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+port=$(free_port) || die "no free port"
+url="http://127.0.0.1:$port"
+export KEYMINT_BIND="127.0.0.1:$port" KEYMINT_ISSUER="$url" KEYMINT_BOOTSTRAP_ADMIN="$ADMIN" \
+  RUST_LOG=${RUST_LOG:-warn}
+# Scheduled jobs must not run inside a measurement: the cleanup under test is the CLI's.
+export KEYMINT_ROTATION_CRON="0 0 4 1 1 *" KEYMINT_CLEANUP_CRON="0 0 4 1 1 *"
+login_body='{"username":"admin","password":"admin-password-1"}'
+
+kpid=""
+# start LABEL: start keymint, set startup_ms to the time from spawn to the first /readyz 200.
+start() {
+  local t0 code=""
+  t0=$(now_ms)
+  "$BIN" serve >>"$tmp/keymint-$1.log" 2>&1 &
+  kpid=$!
+  pids+=("$kpid")
+  for _ in $(seq 6000); do # polls every 20 ms, at most ~3 min with curl's own time
+    alive "$kpid" || die "keymint exited: $(tail -5 "$tmp/keymint-$1.log")"
+    code=$(curl -s -m 2 -o /dev/null -w '%{http_code}' "$url/readyz" || true)
+    [ "$code" = 200 ] && break
+    sleep 0.02
+  done
+  [ "$code" = 200 ] || die "keymint not ready (last /readyz status $code)"
+  startup_ms=$(($(now_ms) - t0))
+}
+stop() {
+  [ -n "$kpid" ] || return 0
+  kill "$kpid" 2>/dev/null || true
+  for _ in $(seq 100); do alive "$kpid" || break; sleep 0.1; done
+  kill -9 "$kpid" 2>/dev/null || true
+  wait "$kpid" 2>/dev/null || true
+  kpid=""
+}
+token() { curl -sf -m 30 -H 'Content-Type: application/json' -d "$login_body" "$url/auth/login" | jq -r .access_token; }
+me_status() { curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $1" "$url/auth/me"; }
+# wrk_me NAME SECONDS TOKEN [extra wrk args]: /auth/me under load.
+wrk_me() {
+  KM_MODE=get timeout $(($2 + 60)) wrk -t"$THREADS" -c"$CONNS" -d"$2s" --timeout 30s --latency -s "$LUA" \
+    -H "Authorization: Bearer $3" "$url/auth/me" >"$tmp/$1.txt" 2>&1 || true
+}
+declare -A R # R[backend.key]
+take() { # take BACKEND.PHASE FILE: copy wrk results into R
+  local k
+  for k in rps p50_ms p99_ms max_ms requests non2xx connect read write timeout; do R[$1.$k]=$(kv "$2" "$k"); done
+  log "$(printf '%-22s %8s req/s  p50 %7s ms  p99 %8s ms  max %8s ms  non2xx %s  sockerr c/r/w/t %s/%s/%s/%s' "$1" \
+    "${R[$1.rps]}" "${R[$1.p50_ms]}" "${R[$1.p99_ms]}" "${R[$1.max_ms]}" "${R[$1.non2xx]}" \
+    "${R[$1.connect]}" "${R[$1.read]}" "${R[$1.write]}" "${R[$1.timeout]}")"
+}
+# measure_me BACKEND.PHASE TOKEN: warm-up then a measured /auth/me run.
+measure_me() {
+  wrk_me "$1.warm" "$WARMUP" "$2"
+  wrk_me "$1" "$DURATION" "$2"
+  grep -q '^KMRESULT' "$tmp/$1.txt" || die "wrk failed: $(tail -3 "$tmp/$1.txt")"
+  take "$1" "$tmp/$1.txt"
+}
+
+# --- seeding SQL: LIVE rows expire in a year, EXPIRED rows a day ago (past any leeway) ---------
+# created_at lies 1 min to 1 day in the past, as for real rows: it is the multi-instance sync's
+# watermark, and rows "created just now" would be re-read by every sync poll.
+sql_pg() { # sql_pg PREFIX N EXPIRES_AT TABLE
+  local v="'$1' || lpad(to_hex(x), 31, '0')"
+  case $4 in
+  revocations) echo "INSERT INTO revocations (kind, value, expires_at, created_at, reason)
+    SELECT CASE WHEN x % 10 = 0 THEN 'sid' ELSE 'jti' END, $v, $3, $now - 60 - x % 86400, 'bench'
+    FROM generate_series(1, $2) AS x;" ;;
+  refresh_tokens) echo "INSERT INTO refresh_tokens (jti, family_id, issued_at, expires_at)
+    SELECT $v, '$1' || lpad(to_hex(x / 4), 31, '0'), $now - 60 - x % 86400, $3
+    FROM generate_series(1, $2) AS x;" ;;
+  esac
+}
+sql_sqlite() {
+  local cte="WITH RECURSIVE s(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM s WHERE x < $2)"
+  case $4 in
+  revocations) echo "$cte INSERT INTO revocations (kind, value, expires_at, created_at, reason)
+    SELECT CASE WHEN x % 10 = 0 THEN 'sid' ELSE 'jti' END, printf('$1%031x', x), $3, $now - 60 - x % 86400, 'bench' FROM s;" ;;
+  refresh_tokens) echo "$cte INSERT INTO refresh_tokens (jti, family_id, issued_at, expires_at)
+    SELECT printf('$1%031x', x), printf('$1%031x', x / 4), $now - 60 - x % 86400, $3 FROM s;" ;;
+  esac
+}
+# seed BACKEND PREFIX N EXPIRES_AT TABLE...: one transaction per table, timed.
+seed() {
+  local be=$1 prefix=$2 n=$3 exp=$4 t0 tbl
+  shift 4
+  now=$(date +%s)
+  for tbl in "$@"; do
+    t0=$(now_ms)
+    if [ "$be" = postgres ]; then
+      timeout 900 psql "$KEYMINT_DATABASE_URL" -qv ON_ERROR_STOP=1 -c "$(sql_pg "$prefix" "$n" "$exp" "$tbl")" >/dev/null
+    else
+      timeout 900 sqlite3 -bail "$sqlite_file" "PRAGMA busy_timeout = 10000; BEGIN; $(sql_sqlite "$prefix" "$n" "$exp" "$tbl") COMMIT;" >/dev/null
+    fi
+    log "seeded $n $tbl (prefix $prefix) into $be in $(($(now_ms) - t0)) ms"
+  done
+  # Postgres' autovacuum would analyze soon after such a bulk insert; do it now so plans do not
+  # depend on its timing. SQLite has no such daemon and keymint runs no ANALYZE, so leave it.
+  if [ "$be" = postgres ]; then psql "$KEYMINT_DATABASE_URL" -qc "VACUUM ANALYZE" >/dev/null; fi
+  if [ "$be" = sqlite ]; then sqlite3 "$sqlite_file" "PRAGMA wal_checkpoint(TRUNCATE);" >/dev/null; fi
+}
+count() { # count BACKEND SQL
+  if [ "$1" = postgres ]; then psql "$KEYMINT_DATABASE_URL" -Atc "$2"; else sqlite3 "$sqlite_file" "$2"; fi
+}
+
+# --- one backend -------------------------------------------------------------------------------
+bench() {
+  local be=$1 far=$(( $(date +%s) + 365 * 86400 )) past=$(( $(date +%s) - 86400 ))
+  export KEYMINT_KEYS_DIR="$tmp/keys-$be"
+  if [ "$be" = postgres ]; then
+    pgdb="keymint_revscale_$$"
+    psql "$PG_URL/$PG_ADMIN_DB" -qc "create database $pgdb" >/dev/null
+    export KEYMINT_DATABASE_URL="$PG_URL/$pgdb"
+  else
+    sqlite_file="$tmp/k.db"
+    export KEYMINT_DATABASE_URL="sqlite://$sqlite_file"
+  fi
+  log "== $be: $KEYMINT_DATABASE_URL"
+  "$BIN" migrate >>"$tmp/keymint-$be.log" 2>&1 || die "migrate failed: $(tail -3 "$tmp/keymint-$be.log")"
+
+  # First boot creates the RSA keys and the bootstrap admin: not part of any timed start-up.
+  start "$be"
+  R[$be.firstboot]=$startup_ms
+  stop
+
+  # (i)+(ii) with 10 live revocations.
+  seed "$be" a 10 "$far" revocations
+  start "$be"
+  R[$be.startup10]=$startup_ms
+  R[$be.rss10]=$(rss_kib "$kpid" VmRSS)
+  local tok victim
+  tok=$(token)
+  victim=$(token) # revoked directly in the database below, to prove the 1M load really happened
+  log "$be: ready in $startup_ms ms with 10 revocations; RSS $(mib "${R[$be.rss10]}") MiB"
+  measure_me "$be.me10" "$tok"
+  R[$be.hwm10]=$(rss_kib "$kpid" VmHWM)
+  stop
+
+  # (i)+(ii) with ROWS live revocations and ROWS live refresh tokens.
+  seed "$be" b "$ROWS" "$far" revocations refresh_tokens
+  local vjti
+  vjti=$(cut -d. -f2 <<<"$victim" | tr '_-' '/+' | awk '{ n = length($0) % 4; if (n) $0 = $0 substr("===", 1, 4 - n); print }' | base64 -d 2>/dev/null | jq -r .jti)
+  count "$be" "INSERT INTO revocations (kind, value, expires_at, created_at, reason) VALUES ('jti', '$vjti', $far, $(( $(date +%s) - 60 )), 'bench-victim')" >/dev/null
+  R[$be.live]=$(count "$be" "SELECT count(*) FROM revocations WHERE expires_at > $(date +%s)")
+  start "$be"
+  R[$be.startup1m]=$startup_ms
+  R[$be.rss1m]=$(rss_kib "$kpid" VmRSS)
+  R[$be.hwm1m_start]=$(rss_kib "$kpid" VmHWM)
+  log "$be: ready in $startup_ms ms with ${R[$be.live]} live revocations; RSS $(mib "${R[$be.rss1m]}") MiB (VmHWM $(mib "${R[$be.hwm1m_start]}") MiB)"
+  R[$be.victim]=$(me_status "$victim")
+  [ "${R[$be.victim]}" = 401 ] || log "WARNING: $be: a token revoked in the database before start-up got ${R[$be.victim]} from /auth/me (want 401)"
+  tok=$(token)
+  measure_me "$be.me1m" "$tok"
+  R[$be.hwm1m]=$(rss_kib "$kpid" VmHWM)
+  stop
+
+  # (iii) ROWS expired refresh tokens and ROWS expired revocations, then cleanup under load.
+  seed "$be" c "$ROWS" "$past" refresh_tokens revocations
+  start "$be"
+  R[$be.startup_exp]=$startup_ms
+  tok=$(token)
+  measure_me "$be.rest" "$tok"
+  log "$be: running keymint cleanup while wrk loads /auth/me (at most $CLEANUP_MAX s)"
+  # wrk runs until it gets SIGINT right after the cleanup process exits (it then prints its
+  # results); its -d is only the upper bound.
+  KM_MODE=get timeout $((CLEANUP_MAX + 60)) wrk -t"$THREADS" -c"$CONNS" -d"$((CLEANUP_MAX + 30))s" --timeout 30s \
+    --latency -s "$LUA" -H "Authorization: Bearer $tok" "$url/auth/me" >"$tmp/$be.during.txt" 2>&1 &
+  local wpid=$! cpid t0 chwm=0 h wall
+  pids+=("$wpid")
+  sleep 0.5
+  t0=$(now_ms)
+  "$BIN" cleanup >"$tmp/$be.cleanup.json" 2>"$tmp/$be.cleanup.err" &
+  cpid=$!
+  pids+=("$cpid")
+  while alive "$cpid"; do # sample the cleanup process' own peak RSS; enforce CLEANUP_MAX
+    h=$(rss_kib "$cpid" VmHWM); [ -n "$h" ] && chwm=$h
+    if [ $(($(now_ms) - t0)) -gt $((CLEANUP_MAX * 1000)) ]; then
+      log "WARNING: keymint cleanup still running after $CLEANUP_MAX s: killing it"
+      kill "$cpid" 2>/dev/null || true
+    fi
+    sleep 0.2
+  done
+  wait "$cpid" || log "WARNING: keymint cleanup exited non-zero: $(tail -3 "$tmp/$be.cleanup.err")"
+  wall=$(($(now_ms) - t0))
+  kill -INT "$wpid" 2>/dev/null || true
+  wait "$wpid" 2>/dev/null || true
+  grep -q '^KMRESULT' "$tmp/$be.during.txt" || die "wrk during cleanup failed: $(tail -3 "$tmp/$be.during.txt")"
+  take "$be.during" "$tmp/$be.during.txt"
+  R[$be.cleanup_wall]=$wall
+  R[$be.cleanup_hwm]=$chwm
+  local j="$tmp/$be.cleanup.json"
+  for k in revocations refresh_tokens refresh_families keys duration_ms; do R[$be.c_$k]=$(jq -r ".$k // \"-\"" "$j" 2>/dev/null || echo "-"); done
+  R[$be.left_exp]=$(count "$be" "SELECT (SELECT count(*) FROM refresh_tokens WHERE expires_at < $(date +%s) - 3600) + (SELECT count(*) FROM revocations WHERE expires_at < $(date +%s) - 3600)")
+  R[$be.left_live]=$(count "$be" "SELECT (SELECT count(*) FROM refresh_tokens WHERE expires_at > $(date +%s)) + (SELECT count(*) FROM revocations WHERE expires_at > $(date +%s))")
+  R[$be.hwm_end]=$(rss_kib "$kpid" VmHWM)
+  log "$be: cleanup removed revocations=${R[$be.c_revocations]} refresh_tokens=${R[$be.c_refresh_tokens]} in duration_ms=${R[$be.c_duration_ms]} (process wall ${wall} ms, its peak RSS $(mib "$chwm") MiB); expired rows left ${R[$be.left_exp]}, live rows left ${R[$be.left_live]}"
+  stop
+  if [ "$be" = postgres ]; then psql "$PG_URL/$PG_ADMIN_DB" -qc "drop database if exists $pgdb" >/dev/null || true; pgdb=""; fi
+  local w
+  w=$(grep -ciE ' (WARN|ERROR) ' "$tmp/keymint-$be.log" || true)
+  R[$be.warns]=$w
+  if [ "$w" -gt 0 ]; then log "$be: keymint logged $w WARN/ERROR lines, first:"; grep -iE ' (WARN|ERROR) ' "$tmp/keymint-$be.log" | head -3 >&2; fi
+}
+
+ran=()
+for be in $BACKENDS; do
+  if [ "$be" = postgres ] && ! psql "$PG_URL/$PG_ADMIN_DB" -qAtc "select 1" >/dev/null 2>&1; then
+    log "WARNING: Postgres at $PG_URL/$PG_ADMIN_DB is not reachable: skipping it"
+    continue
+  fi
+  bench "$be"
+  ran+=("$be")
+done
+
+# --- report ------------------------------------------------------------------------------------
+ms() { awk -v x="$1" 'BEGIN { if (x == "") print "-"; else if (x < 10) printf "%.2f ms", x; else printf "%.1f ms", x }'; }
+f() { awk -v x="$1" 'BEGIN { if (x == "") print "-"; else printf "%.0f", x }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == "" || b == 0) print "-"; else printf "%.2f", a / b }'; }
+ok() { awk -v v="$1" -v l="$3" -v op="$2" 'BEGIN { exit !((op == ">=") ? v >= l : v <= l) }' && echo PASS || echo FAIL; }
+echo
+echo "## keymint revocation scale benchmark (issue 4)"
+echo
+echo "binary: $BIN; rows: $ROWS; wrk $THREADS threads, $CONNS connections, ${WARMUP}s warm-up + ${DURATION}s; nproc=$(nproc) (wrk, keymint, the database and the cleanup process share them)"
+missed=0
+for be in "${ran[@]}"; do
+  r_rps=$(ratio "${R[$be.me1m.rps]}" "${R[$be.me10.rps]}")
+  r_p99=$(ratio "${R[$be.me1m.p99_ms]}" "${R[$be.me10.p99_ms]}")
+  r_cl=$(ratio "${R[$be.during.p99_ms]}" "${R[$be.rest.p99_ms]}")
+  v_rps=$(ok "$r_rps" ">=" 0.9); v_cl=$(ok "$r_cl" "<=" 2)
+  v_victim=$([ "${R[$be.victim]}" = 401 ] && echo PASS || echo FAIL)
+  for v in "$v_rps" "$v_cl" "$v_victim"; do [ "$v" = FAIL ] && missed=$((missed + 1)); done
+  echo
+  echo "### $be"
+  echo
+  echo "| what | req/s | p50 | p99 | max | non-2xx / socket errors | note |"
+  echo "|---|---|---|---|---|---|---|"
+  for p in me10 me1m rest during; do
+    case $p in
+    me10) w="GET /auth/me, 10 live revocations" n="" ;;
+    me1m) w="GET /auth/me, ${R[$be.live]} live revocations + $ROWS refresh tokens" n="req/s ratio to 10 rows $r_rps (target ≥ 0.9: $v_rps); p99 ratio $r_p99" ;;
+    rest) w="GET /auth/me at rest, + $ROWS expired refresh tokens and revocations" n="" ;;
+    during) w="GET /auth/me during keymint cleanup" n="p99 ratio to at rest $r_cl (target ≤ 2: $v_cl)" ;;
+    esac
+    echo "| $w | $(f "${R[$be.$p.rps]}") | $(ms "${R[$be.$p.p50_ms]}") | $(ms "${R[$be.$p.p99_ms]}") | $(ms "${R[$be.$p.max_ms]}") |" \
+      "${R[$be.$p.non2xx]} / ${R[$be.$p.connect]}/${R[$be.$p.read]}/${R[$be.$p.write]}/${R[$be.$p.timeout]} | $n |"
+  done
+  echo
+  echo "| measure | value |"
+  echo "|---|---|"
+  echo "| first boot to /readyz (creates keys and the admin; not compared) | ${R[$be.firstboot]} ms |"
+  echo "| start-up to /readyz, 10 revocations | ${R[$be.startup10]} ms |"
+  echo "| start-up to /readyz, ${R[$be.live]} live revocations | ${R[$be.startup1m]} ms ($(ratio "${R[$be.startup1m]}" "${R[$be.startup10]}")×) |"
+  echo "| start-up to /readyz, + $ROWS expired of each | ${R[$be.startup_exp]} ms |"
+  echo "| keymint RSS after start, 10 revocations | $(mib "${R[$be.rss10]}") MiB (VmHWM after load $(mib "${R[$be.hwm10]}") MiB) |"
+  echo "| keymint RSS after start, ${R[$be.live]} revocations | $(mib "${R[$be.rss1m]}") MiB (VmHWM $(mib "${R[$be.hwm1m_start]}") MiB at start, $(mib "${R[$be.hwm1m]}") MiB after load) |"
+  echo "| token revoked in the DB before start-up → /auth/me | ${R[$be.victim]} (want 401: $v_victim) |"
+  echo "| cleanup removed | revocations ${R[$be.c_revocations]}, refresh_tokens ${R[$be.c_refresh_tokens]}, refresh_families ${R[$be.c_refresh_families]}, keys ${R[$be.c_keys]} |"
+  echo "| cleanup duration_ms (its report) / process wall time | ${R[$be.c_duration_ms]} ms / ${R[$be.cleanup_wall]} ms |"
+  echo "| cleanup process peak RSS | $(mib "${R[$be.cleanup_hwm]}") MiB |"
+  echo "| rows left: expired / live | ${R[$be.left_exp]} / ${R[$be.left_live]} |"
+  echo "| keymint WARN/ERROR log lines | ${R[$be.warns]} |"
+done
+echo
+log "done in $(($(date +%s) - started_at)) s; $missed target(s) missed"
+[ "${STRICT:-0}" = 1 ] && [ "$missed" -gt 0 ] && exit 1
+exit 0
