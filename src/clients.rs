@@ -19,6 +19,7 @@ pub const GRANT_TYPES: [&str; 3] = ["password", "refresh_token", "client_credent
 
 /// A client as the API shows it: never the secret or its digest.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[schema(example = json!({"client_id": "c_5f2b8e0c9a7d4f1e8b3a6c2d1e0f9a8b", "name": "billing-service", "grant_types": ["client_credentials"], "scopes": ["billing:read"], "audience": "https://billing.example", "created_at": 1795434478}))]
 pub struct Client {
     #[schema(example = "c_5f2b8e0c9a7d4f1e8b3a6c2d1e0f9a8b")]
     pub client_id: String,

@@ -22,6 +22,7 @@ use crate::state::App;
 
 /// The active and next kid of each purpose after a rotation.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[schema(example = json!({"access": {"active": "kid-a2", "next": "kid-a3"}, "refresh": {"active": "kid-r1", "next": "kid-r2"}}))]
 pub struct RotationResult {
     pub access: ActiveAndNext,
     pub refresh: ActiveAndNext,

@@ -21,6 +21,7 @@ pub const ADMIN_ROLE: &str = "admin";
 
 /// A user as the API shows it: never the hash.
 #[derive(Clone, Debug, Serialize, ToSchema, PartialEq, Eq)]
+#[schema(example = json!({"id": "6f1c2d4e-8a7b-4c3d-9e2f-1a2b3c4d5e6f", "username": "alice", "roles": ["admin"], "disabled": false, "created_at": 1795434478}))]
 pub struct User {
     #[schema(example = "6f1c2d4e-8a7b-4c3d-9e2f-1a2b3c4d5e6f")]
     pub id: String,

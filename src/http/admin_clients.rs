@@ -17,6 +17,7 @@ use crate::tokens::now;
 
 /// A new client with its secret: shown once, never retrievable again.
 #[derive(Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"client_id": "c_5f2b8e0c9a7d4f1e8b3a6c2d1e0f9a8b", "name": "billing-service", "grant_types": ["client_credentials"], "scopes": ["billing:read"], "audience": "https://billing.example", "created_at": 1795434478, "client_secret": "k3Xq9Vt0bF2mYp7sLw4Hn8Rc1Jd6Ge5Az0Uy3Ko9Ti"}))]
 pub struct CreatedClient {
     #[serde(flatten)]
     pub client: Client,

@@ -42,6 +42,7 @@ pub struct UpdateUser {
 
 /// How many refresh families were revoked.
 #[derive(Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"revoked_sessions": 2}))]
 pub struct RevokedSessions {
     pub revoked_sessions: u64,
 }

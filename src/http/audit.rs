@@ -48,6 +48,7 @@ pub struct AuditEvent {
 
 /// A page of events.
 #[derive(Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"events": [{"id": 42, "at": 1795434478, "kind": "login", "outcome": "failed", "actor": null, "subject": null, "ip": "192.0.2.7", "detail": {"username": "alice"}}], "next_before": 42}))]
 pub struct AuditPage {
     pub events: Vec<AuditEvent>,
     /// Pass as `before` to get the next page; absent on the last page.

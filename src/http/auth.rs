@@ -44,6 +44,7 @@ pub struct LogoutRequest {
 
 /// A token pair.
 #[derive(Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"access_token": "eyJhbGciOiJSUzI1NiIsInR5cCI6ImF0K2p3dCIsImtpZCI6Ii4uLiJ9.eyJzdWIiOiIuLi4ifQ.c2ln", "refresh_token": "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCIsImtpZCI6Ii4uLiJ9.eyJ0eXBlIjoicmVmcmVzaCJ9.c2ln", "token_type": "Bearer", "expires_in": 900, "refresh_expires_in": 2592000}))]
 pub struct TokenResponse {
     /// RS256 JWT (`typ: at+jwt`), verifiable through the JWKS.
     pub access_token: String,
@@ -61,6 +62,7 @@ pub struct TokenResponse {
 
 /// The caller.
 #[derive(Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"id": "6f1c2d4e-8a7b-4c3d-9e2f-1a2b3c4d5e6f", "username": "alice", "roles": ["admin"]}))]
 pub struct MeResponse {
     pub id: String,
     #[schema(example = "alice")]

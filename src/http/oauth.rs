@@ -76,6 +76,7 @@ pub struct TokenRequest {
 
 /// RFC 6749 section 5.1 token response.
 #[derive(Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"access_token": "eyJhbGciOiJSUzI1NiIsInR5cCI6ImF0K2p3dCIsImtpZCI6Ii4uLiJ9.eyJzdWIiOiIuLi4ifQ.c2ln", "token_type": "Bearer", "expires_in": 900, "scope": "billing:read"}))]
 pub struct OAuthTokenResponse {
     pub access_token: String,
     #[schema(example = "Bearer")]
@@ -104,7 +105,7 @@ pub struct TokenOnlyRequest {
 
 /// Parse an `application/x-www-form-urlencoded` body. Empty values count as absent and a
 /// repeated parameter is an error (RFC 6749 section 3.2).
-fn parse_form(headers: &HeaderMap, body: &[u8]) -> Result<HashMap<String, String>, OAuthError> {
+pub fn parse_form(headers: &HeaderMap, body: &[u8]) -> Result<HashMap<String, String>, OAuthError> {
     let ct = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -140,7 +141,7 @@ fn invalid_client() -> OAuthError {
 }
 
 /// `Authorization: Basic` credentials, form-urlencoded per RFC 6749 section 2.3.1.
-fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
+pub fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
     let Some(v) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
         return Ok(None);
     };

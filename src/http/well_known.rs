@@ -54,15 +54,21 @@ fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
 
 /// OpenID Provider / OAuth 2.0 Authorization Server metadata.
 #[derive(Serialize, ToSchema)]
+#[schema(example = json!({"issuer": "http://127.0.0.1:8080", "jwks_uri": "http://127.0.0.1:8080/.well-known/jwks.json", "token_endpoint": "http://127.0.0.1:8080/oauth/token", "revocation_endpoint": "http://127.0.0.1:8080/oauth/revoke", "introspection_endpoint": "http://127.0.0.1:8080/oauth/introspect", "userinfo_endpoint": "http://127.0.0.1:8080/auth/me", "grant_types_supported": ["password", "refresh_token", "client_credentials"], "response_types_supported": [], "subject_types_supported": ["public"], "id_token_signing_alg_values_supported": ["RS256"], "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"], "claims_supported": ["iss", "sub", "aud", "exp", "iat", "nbf", "jti", "scope", "roles", "sid", "client_id"], "scopes_supported": ["profile"]}))]
 pub struct Discovery {
     pub issuer: String,
     pub jwks_uri: String,
+    pub token_endpoint: String,
+    pub revocation_endpoint: String,
+    pub introspection_endpoint: String,
     pub userinfo_endpoint: String,
     pub grant_types_supported: Vec<&'static str>,
     pub response_types_supported: Vec<&'static str>,
     pub subject_types_supported: Vec<&'static str>,
     pub id_token_signing_alg_values_supported: Vec<&'static str>,
     pub token_endpoint_auth_methods_supported: Vec<&'static str>,
+    pub revocation_endpoint_auth_methods_supported: Vec<&'static str>,
+    pub introspection_endpoint_auth_methods_supported: Vec<&'static str>,
     pub claims_supported: Vec<&'static str>,
     pub scopes_supported: Vec<&'static str>,
 }
@@ -72,13 +78,29 @@ fn discovery(s: &AppState) -> Discovery {
     Discovery {
         issuer: base.clone(),
         jwks_uri: format!("{base}/.well-known/jwks.json"),
+        token_endpoint: format!("{base}/oauth/token"),
+        revocation_endpoint: format!("{base}/oauth/revoke"),
+        introspection_endpoint: format!("{base}/oauth/introspect"),
         userinfo_endpoint: format!("{base}/auth/me"),
-        grant_types_supported: vec!["password", "refresh_token"],
+        grant_types_supported: vec!["password", "refresh_token", "client_credentials"],
         // keymint has no authorization endpoint, so no response type applies.
         response_types_supported: vec![],
         subject_types_supported: vec!["public"],
         id_token_signing_alg_values_supported: vec!["RS256"],
-        token_endpoint_auth_methods_supported: vec!["none"],
+        token_endpoint_auth_methods_supported: vec![
+            "client_secret_basic",
+            "client_secret_post",
+            "none",
+        ],
+        revocation_endpoint_auth_methods_supported: vec![
+            "client_secret_basic",
+            "client_secret_post",
+            "none",
+        ],
+        introspection_endpoint_auth_methods_supported: vec![
+            "client_secret_basic",
+            "client_secret_post",
+        ],
         claims_supported: vec![
             "iss",
             "sub",

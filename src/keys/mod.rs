@@ -187,6 +187,31 @@ impl KeyRing {
         (&self.jwks, &self.etag)
     }
 
+    /// A ring over in-memory keys, for fuzzing, benches and tests of `tokens` without a
+    /// database. Each entry is a key, its purpose and its state; no JWKS is rendered.
+    pub fn from_keys(keys: &[(&KeyMaterial, Purpose, KeyState)]) -> Result<KeyRing, String> {
+        let mut ring = empty_ring();
+        for (m, purpose, state) in keys {
+            if *state == KeyState::Active {
+                let signer = Some(Arc::new(Signer::from_pkcs8(m.kid.clone(), &m.pkcs8_der)?));
+                match purpose {
+                    Purpose::Access => ring.access_signer = signer,
+                    Purpose::Refresh => ring.refresh_signer = signer,
+                }
+            }
+            let key = DecodingKey::from_rsa_components(&m.n, &m.e).map_err(|e| e.to_string())?;
+            let v = Verifier {
+                kid: m.kid.clone(),
+                purpose: *purpose,
+                state: *state,
+                key,
+                expires_at: None,
+            };
+            ring.verifiers.insert(m.kid.clone(), v);
+        }
+        Ok(ring)
+    }
+
     /// The kids published in the JWKS.
     pub fn published_kids(&self) -> Vec<String> {
         let mut kids: Vec<_> = self
@@ -202,6 +227,7 @@ impl KeyRing {
 
 /// Public description of a key for `GET /admin/keys` and `keymint keys list`.
 #[derive(Clone, Debug, Serialize, ToSchema)]
+#[schema(example = json!({"kid": "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs", "purpose": "access", "state": "retired", "bits": 2048, "created_at": 1794829678, "activated_at": 1795434478, "retired_at": 1796039278, "revoked_at": null, "expires_at": 1796040208}))]
 pub struct KeyInfo {
     pub kid: String,
     pub purpose: Purpose,
@@ -688,6 +714,7 @@ impl Jwk {
 
 /// The JWKS document.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"keys": [{"kty": "RSA", "use": "sig", "alg": "RS256", "kid": "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs", "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw", "e": "AQAB"}]}))]
 pub struct Jwks {
     pub keys: Vec<Jwk>,
 }

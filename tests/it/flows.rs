@@ -374,6 +374,18 @@ async fn jwks_caching_and_contents(b: Backend) {
     assert_eq!(d["issuer"], "http://keymint.test");
     assert_eq!(d["jwks_uri"], "http://keymint.test/.well-known/jwks.json");
     assert_eq!(d["id_token_signing_alg_values_supported"], json!(["RS256"]));
+    for (field, path) in [
+        ("token_endpoint", "/oauth/token"),
+        ("revocation_endpoint", "/oauth/revoke"),
+        ("introspection_endpoint", "/oauth/introspect"),
+        ("userinfo_endpoint", "/auth/me"),
+    ] {
+        assert_eq!(d[field], format!("http://keymint.test{path}"), "{field}");
+    }
+    assert_eq!(
+        d["grant_types_supported"],
+        json!(["password", "refresh_token", "client_credentials"])
+    );
     let d2: serde_json::Value = s
         .get("/.well-known/oauth-authorization-server", None)
         .await
