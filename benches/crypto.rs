@@ -79,6 +79,75 @@ fn bench(c: &mut Criterion) {
     c.bench_function("rs256_verify/jsonwebtoken_decode", |b| {
         b.iter(|| jsonwebtoken::decode::<AccessClaims>(black_box(&token), &dk, &v).unwrap())
     });
+
+    // keymint's full access-token verification (header, kid lookup, signature, claims, times).
+    let m2 = keymint::keys::material::generate(2048).unwrap();
+    let ring = keymint::keys::KeyRing::from_keys(&[
+        (
+            &m,
+            keymint::keys::Purpose::Access,
+            keymint::keys::KeyState::Active,
+        ),
+        (
+            &m2,
+            keymint::keys::Purpose::Refresh,
+            keymint::keys::KeyState::Active,
+        ),
+    ])
+    .unwrap();
+    let tokens =
+        keymint::tokens::Tokens::new(claims.iss.clone(), claims.aud.clone(), 900, 86400, 30);
+    let at = tokens
+        .sign(&ring, keymint::keys::Purpose::Access, &claims)
+        .unwrap();
+    c.bench_function("access_token/keymint_sign", |b| {
+        b.iter(|| {
+            tokens
+                .sign(&ring, keymint::keys::Purpose::Access, black_box(&claims))
+                .unwrap()
+        })
+    });
+    c.bench_function("access_token/keymint_verify", |b| {
+        b.iter(|| {
+            tokens
+                .verify_access(&ring, black_box(&at), Some(&claims.aud), 1_800_000_000)
+                .unwrap()
+        })
+    });
+
+    // JWKS rendering: what the key manager does once per key change (serialize + ETag).
+    let jwks = keymint::keys::Jwks {
+        keys: (0..3)
+            .map(|i| keymint::keys::Jwk {
+                kty: "RSA".into(),
+                use_: "sig".into(),
+                alg: "RS256".into(),
+                kid: format!("{}{i}", m.kid),
+                n: m.n.clone(),
+                e: m.e.clone(),
+            })
+            .collect(),
+    };
+    c.bench_function("jwks/render_3_keys", |b| {
+        b.iter(|| {
+            use sha2::Digest;
+            let body = serde_json::to_vec(black_box(&jwks)).unwrap();
+            let etag = sha2::Sha256::digest(&body);
+            (body, etag)
+        })
+    });
+
+    // argon2id with keymint's parameters (m=19 MiB, t=2, p=1).
+    let mut g = c.benchmark_group("argon2id");
+    g.sample_size(20);
+    let hash = keymint::users::hash_blocking(b"correct horse battery").unwrap();
+    g.bench_function("hash", |b| {
+        b.iter(|| keymint::users::hash_blocking(black_box(b"correct horse battery")).unwrap())
+    });
+    g.bench_function("verify", |b| {
+        b.iter(|| keymint::users::verify_blocking(&hash, black_box(b"correct horse battery")))
+    });
+    g.finish();
 }
 
 /// RSA key generation per size (seconds at 4096 bits, and highly variable: prime search).

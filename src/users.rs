@@ -102,12 +102,20 @@ fn argon() -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
-fn hash_blocking(pw: &[u8]) -> Result<String, String> {
+/// Hash a password with argon2id (blocking: ~tens of ms of CPU and 19 MiB).
+pub fn hash_blocking(pw: &[u8]) -> Result<String, String> {
     let salt = SaltString::generate(&mut rand::rngs::OsRng);
     argon()
         .hash_password(pw, &salt)
         .map(|h| h.to_string())
         .map_err(|e| e.to_string())
+}
+
+/// Check a password against an argon2 hash string (blocking).
+pub fn verify_blocking(hash: &str, pw: &[u8]) -> bool {
+    PasswordHash::new(hash)
+        .map(|h| argon().verify_password(pw, &h).is_ok())
+        .unwrap_or(false)
 }
 
 impl PasswordHasher {
@@ -139,13 +147,9 @@ impl PasswordHasher {
         let hash = hash.unwrap_or(&self.dummy).to_string();
         let pw = Zeroizing::new(pw.as_bytes().to_vec());
         let _permit = self.permits.acquire().await.map_err(Error::internal)?;
-        let ok = tokio::task::spawn_blocking(move || {
-            PasswordHash::new(&hash)
-                .map(|h| argon().verify_password(&pw, &h).is_ok())
-                .unwrap_or(false)
-        })
-        .await
-        .map_err(Error::internal)?;
+        let ok = tokio::task::spawn_blocking(move || verify_blocking(&hash, &pw))
+            .await
+            .map_err(Error::internal)?;
         Ok(known && ok)
     }
 }
