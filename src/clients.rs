@@ -56,17 +56,36 @@ impl Client {
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewClient {
-    #[schema(example = "billing-service")]
+    #[schema(example = "billing-service", pattern = "\\S", max_length = 128)]
     pub name: String,
-    #[schema(example = json!(["client_credentials"]))]
+    #[schema(example = json!(["client_credentials"]), value_type = Vec<GrantType>, min_items = 1)]
     pub grant_types: Vec<String>,
     #[serde(default)]
-    #[schema(example = json!(["billing:read"]))]
+    #[schema(example = json!(["billing:read"]), value_type = Vec<ScopeToken>, max_items = 64)]
     pub scopes: Vec<String>,
     #[serde(default)]
-    #[schema(example = "https://billing.example")]
+    #[schema(example = "https://billing.example", pattern = "\\S", max_length = 256)]
     pub audience: Option<String>,
 }
+
+/// A grant type a client may be allowed (schema only).
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum GrantType {
+    Password,
+    RefreshToken,
+    ClientCredentials,
+}
+
+/// An RFC 6749 scope token (schema only).
+#[derive(ToSchema)]
+#[schema(
+    pattern = "^[\\x21\\x23-\\x5B\\x5D-\\x7E]+$",
+    min_length = 1,
+    max_length = 64
+)]
+#[allow(dead_code)] // schema only: never constructed
+pub struct ScopeToken(String);
 
 /// A scope token per RFC 6749 section 3.3 (printable ASCII except space, `"` and `\`).
 pub fn valid_scope_token(s: &str) -> bool {

@@ -63,7 +63,8 @@ pub fn validate_username(name: &str) -> Result<(), String> {
 
 /// Passwords: 8–1024 bytes (NIST SP 800-63B minimum; the maximum bounds hashing cost).
 pub fn validate_password(pw: &str) -> Result<(), String> {
-    if pw.chars().count() < 8 || pw.len() > 1024 {
+    let n = pw.chars().count();
+    if !(8..=1024).contains(&n) {
         return Err("password must be 8 to 1024 characters long".into());
     }
     Ok(())

@@ -19,24 +19,36 @@ use crate::users::User;
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
-    #[schema(example = "bob")]
+    #[schema(
+        example = "bob",
+        pattern = "^[A-Za-z0-9._@-]+$",
+        min_length = 1,
+        max_length = 64
+    )]
     pub username: String,
-    #[schema(example = "a long passphrase", format = Password)]
+    #[schema(example = "a long passphrase", format = Password, min_length = 8, max_length = 1024)]
     pub password: String,
     #[serde(default)]
-    #[schema(example = json!(["ops"]))]
+    #[schema(example = json!(["ops"]), value_type = Vec<RoleName>, max_items = 32)]
     pub roles: Vec<String>,
 }
+
+/// A role name (schema only): lowercase letters, digits and `_:-`.
+#[derive(ToSchema)]
+#[schema(pattern = "^[a-z0-9_:-]+$", min_length = 1, max_length = 32)]
+#[allow(dead_code)] // schema only: never constructed
+pub struct RoleName(String);
 
 /// Fields to change; absent fields stay as they are.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUser {
+    #[schema(value_type = Option<Vec<RoleName>>, max_items = 32)]
     pub roles: Option<Vec<String>>,
     /// Disabling revokes every session of the user.
     pub disabled: Option<bool>,
     /// A new password; also revokes every session of the user.
-    #[schema(format = Password)]
+    #[schema(format = Password, min_length = 8, max_length = 1024)]
     pub password: Option<String>,
 }
 

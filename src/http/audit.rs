@@ -27,6 +27,7 @@ pub struct AuditQuery {
     /// Only events with an id below this (the `next_before` of the previous page).
     pub before: Option<i64>,
     /// Page size, 1-500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u64>,
 }
 
