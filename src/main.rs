@@ -325,6 +325,11 @@ async fn users(cmd: UsersCmd, app: App) -> Result<(), StartError> {
                 .set_disabled(&user.id, true, now)
                 .await
                 .map_err(|e| other(e.message))?;
+            // As over HTTP: a disabled user's sessions end now, on every instance.
+            app.sessions
+                .revoke_user_sessions(&user.id, "user disabled", now)
+                .await
+                .map_err(other)?;
             keymint::audit::record(
                 &app.db,
                 keymint::audit::Event::new("user.disable", "ok")

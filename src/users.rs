@@ -160,7 +160,14 @@ impl PasswordHasher {
 pub struct UserStore {
     db: DatabaseConnection,
     hasher: Arc<PasswordHasher>,
+    /// Users by id for the bearer hot path (`/auth/me`, the admin check): a 1 s TTL bounds
+    /// how stale another instance's change can be here; this instance's own changes
+    /// invalidate at once. Absent users are not cached.
+    by_id: moka::sync::Cache<String, User>,
 }
+
+/// How long a cached user row may serve requests.
+const USER_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A user row with its hash, for login.
 pub struct Credentials {
@@ -170,7 +177,11 @@ pub struct Credentials {
 
 impl UserStore {
     pub fn new(db: DatabaseConnection, hasher: Arc<PasswordHasher>) -> Self {
-        Self { db, hasher }
+        let by_id = moka::sync::Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(USER_CACHE_TTL)
+            .build();
+        Self { db, hasher, by_id }
     }
 
     pub fn hasher(&self) -> &PasswordHasher {
@@ -223,10 +234,17 @@ impl UserStore {
     }
 
     pub async fn by_id(&self, id: &str) -> Result<Option<User>> {
-        Ok(Users::find_by_id(id.to_string())
+        if let Some(u) = self.by_id.get(id) {
+            return Ok(Some(u));
+        }
+        let user = Users::find_by_id(id.to_string())
             .one(&self.db)
             .await?
-            .map(|r| User::from_row(&r)))
+            .map(|r| User::from_row(&r));
+        if let Some(u) = &user {
+            self.by_id.insert(id.to_string(), u.clone());
+        }
+        Ok(user)
     }
 
     pub async fn list(&self) -> Result<Vec<User>> {
@@ -270,7 +288,9 @@ impl UserStore {
         for (c, v) in cols {
             q = q.col_expr(c, Expr::value(v));
         }
-        if q.exec(&self.db).await?.rows_affected == 0 {
+        let changed = q.exec(&self.db).await?.rows_affected;
+        self.by_id.invalidate(id);
+        if changed == 0 {
             return Err(Error::not_found("user"));
         }
         self.by_id(id)
@@ -281,6 +301,7 @@ impl UserStore {
     /// Delete a user row.
     pub async fn delete(&self, id: &str) -> Result<()> {
         Users::delete_by_id(id.to_string()).exec(&self.db).await?;
+        self.by_id.invalidate(id);
         Ok(())
     }
 

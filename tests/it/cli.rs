@@ -92,6 +92,29 @@ async fn cli_creates_users_while_the_server_runs() {
     let t = s.login("quinn", "quinn-password").await;
     assert_eq!(s.get("/auth/me", Some(&t.access_token)).await.status(), 200);
 
+    // Disabling from the CLI ends the user's sessions on the running server too.
+    let out = keymint()
+        .args(["users", "disable", "quinn"])
+        .envs(&env)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let start = std::time::Instant::now();
+    loop {
+        let st = s.get("/auth/me", Some(&t.access_token)).await.status();
+        if st == 401 {
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(2),
+            "CLI disable did not end the session"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let out = keymint()
         .args(["users", "list"])
         .envs(&env)
