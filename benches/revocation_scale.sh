@@ -12,7 +12,9 @@
 #
 # Knobs (environment): ROWS (1000000), DURATION (s, 10), WARMUP (s, 2), CONNS (64), THREADS (2),
 # BACKENDS ("postgres sqlite"), PG_URL (postgres://postgres@127.0.0.1:5432), PG_ADMIN_DB (test),
-# CLEANUP_MAX (s, 600: cleanup is killed past it), KEEP_TMP=1, KEEP_DB=1, STRICT=1 (exit 1 on a
+# CLEANUP_MAX (s, 600: cleanup is killed past it), IDLE_WAIT (s to wait for other work to quiet
+# down first, 0), NICE (e.g. -10: this script and all it starts run at that priority, on a shared
+# machine; a Postgres server keeps its own), KEEP_TMP=1, KEEP_DB=1, STRICT=1 (exit 1 on a
 # missed target). All traffic goes to 127.0.0.1; every loop and process is bounded in time.
 set -euo pipefail
 
@@ -47,6 +49,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 case "$BIN" in /*) ;; *) BIN="$PWD/$BIN" ;; esac
+# Everything started from here on inherits the priority.
+[ "${NICE:-0}" = 0 ] || renice -n "$NICE" -p $$ >/dev/null || log "WARNING: cannot renice to $NICE"
 [ -x "$BIN" ] || die "no keymint binary at $BIN: build it with 'cargo build --release --bin keymint' or pass its path"
 ulimit -n 65536 2>/dev/null || ulimit -n 4096 2>/dev/null || true
 
@@ -77,7 +81,51 @@ free_port() {
 }
 # Running and not a zombie (a dead child stays visible to kill -0 until it is reaped).
 alive() { [ -r "/proc/$1/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null; }
-kv() { grep -m1 '^KMRESULT' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -1; }
+kv() { grep '^KM' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -1; }
+# CPU accounting, because wrk, keymint, the database and the cleanup process share the same few
+# cores: prints "busy total keymint" jiffies (machine busy, machine total, keymint utime+stime).
+cpu_snap() { # cpu_snap [SHELL_PID]: that shell's reaped children are the wrk runs it waited for
+  awk '/^cpu / { b = $2 + $3 + $4 + $7 + $8 + $9; print b, b + $5 + $6 }' /proc/stat | tr '\n' ' '
+  { awk '{ print $14 + $15 }' "/proc/${kpid:-self}/stat" 2>/dev/null || echo 0; } | tr '\n' ' '
+  awk '{ print $16 + $17 }' "/proc/${1:-$$}/stat"
+}
+cpu_pct() { # cpu_pct SNAP0 SNAP1 [CLEANUP_JIFFIES [DB_JIFFIES]]
+  # CLEANUP_JIFFIES of the reaped children were the cleanup CLI's, not wrk's; DB_JIFFIES were
+  # spent by keymint's own Postgres backends.
+  awk -v a="$1" -v b="$2" -v c="${3:-0}" -v d="${4:-0}" -v n="$(nproc)" 'BEGIN { split(a, x, " "); split(b, y, " ")
+    t = y[2] - x[2]; if (t <= 0) t = 1; f = 100 * n / t
+    m = (y[1] - x[1]) * f; k = (y[3] - x[3]) * f; w = (y[4] - x[4] - c) * f; o = m - k - w - c * f - d * f
+    printf "machine_pct=%.0f keymint_pct=%.0f wrk_pct=%.0f other_pct=%.0f", m, k, w, (o < 0 ? 0 : o)
+    if (c > 0) printf " cleanup_pct=%.0f", c * f
+    if (d > 0) printf " db_pct=%.0f", d * f }'
+}
+# The Postgres backends serving keymint's database (its pool), to tell their CPU from others'.
+db_pids() {
+  [ -n "$pgdb" ] || return 0
+  psql "$PG_URL/$PG_ADMIN_DB" -Atc "select pid from pg_stat_activity where datname = '$pgdb'" 2>/dev/null | tr '\n' ' '
+}
+ticks_of() { local p; for p in "$@"; do awk -v p="$p" '{ print p ":" $14 + $15 }' "/proc/$p/stat" 2>/dev/null || true; done | tr '\n' ' '; }
+db_delta() { # jiffies between two ticks_of outputs; a backend only in the second (the pool
+  # replaced a connection, e.g. one whose query a closed client connection cancelled) counts whole
+  awk -v a="$1" -v b="$2" 'BEGIN { n = split(a, x, " "); for (i = 1; i <= n; i++) { split(x[i], kv, ":"); t0[kv[1]] = kv[2] }
+    m = split(b, y, " "); s = 0; for (i = 1; i <= m; i++) { split(y[i], kv, ":"); s += kv[2] - ((kv[1] in t0) ? t0[kv[1]] : 0) }
+    print s }'
+}
+idle_check() { # wait up to IDLE_WAIT s for other work (a build, tests) to stop; print busy %
+  local deadline=$(($(date +%s) + ${IDLE_WAIT:-0})) a b busy
+  while :; do
+    a=$(cpu_snap); sleep 2; b=$(cpu_snap)
+    busy=$(cpu_pct "$a" "$b" | sed 's/machine_pct=\([0-9]*\).*/\1/')
+    [ "$busy" -le 20 ] && break
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      log "WARNING: other processes keep the machine $busy% busy (of $(( $(nproc) * 100 ))%): numbers will be low and noisy"
+      break
+    fi
+    log "machine $busy% busy with other work; waiting (IDLE_WAIT)"
+    sleep 5
+  done
+  echo "$busy"
+}
 rss_kib() { sed -n "s/^$2:[[:space:]]*\([0-9]*\) kB/\1/p" "/proc/$1/status" 2>/dev/null || true; }
 mib() { awk -v k="${1:-0}" 'BEGIN { printf "%.1f", k / 1024 }'; }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
@@ -119,16 +167,21 @@ token() { curl -sf -m 30 -H 'Content-Type: application/json' -d "$login_body" "$
 me_status() { curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $1" "$url/auth/me"; }
 # wrk_me NAME SECONDS TOKEN [extra wrk args]: /auth/me under load.
 wrk_me() {
+  local c0 d0
+  d0=$(ticks_of $(db_pids))
+  c0=$(cpu_snap)
   KM_MODE=get timeout $(($2 + 60)) wrk -t"$THREADS" -c"$CONNS" -d"$2s" --timeout 30s --latency -s "$LUA" \
     -H "Authorization: Bearer $3" "$url/auth/me" >"$tmp/$1.txt" 2>&1 || true
+  echo "KMCPU $(cpu_pct "$c0" "$(cpu_snap)" 0 "$(db_delta "$d0" "$(ticks_of $(db_pids))")")" >>"$tmp/$1.txt"
 }
 declare -A R # R[backend.key]
 take() { # take BACKEND.PHASE FILE: copy wrk results into R
   local k
-  for k in rps p50_ms p99_ms max_ms requests non2xx connect read write timeout; do R[$1.$k]=$(kv "$2" "$k"); done
-  log "$(printf '%-22s %8s req/s  p50 %7s ms  p99 %8s ms  max %8s ms  non2xx %s  sockerr c/r/w/t %s/%s/%s/%s' "$1" \
+  for k in rps p50_ms p99_ms max_ms requests non2xx connect read write timeout machine_pct keymint_pct wrk_pct other_pct cleanup_pct db_pct; do R[$1.$k]=$(kv "$2" "$k"); done
+  log "$(printf '%-22s %8s req/s  p50 %7s ms  p99 %8s ms  max %8s ms  non2xx %s  sockerr c/r/w/t %s/%s/%s/%s  CPU%% machine/keymint/wrk/other %s/%s/%s/%s' "$1" \
     "${R[$1.rps]}" "${R[$1.p50_ms]}" "${R[$1.p99_ms]}" "${R[$1.max_ms]}" "${R[$1.non2xx]}" \
-    "${R[$1.connect]}" "${R[$1.read]}" "${R[$1.write]}" "${R[$1.timeout]}")"
+    "${R[$1.connect]}" "${R[$1.read]}" "${R[$1.write]}" "${R[$1.timeout]}" "${R[$1.machine_pct]}" \
+    "${R[$1.keymint_pct]}" "${R[$1.wrk_pct]}" "${R[$1.other_pct]}${R[$1.db_pct]:+ keymint-db ${R[$1.db_pct]}}${R[$1.cleanup_pct]:+ cleanup ${R[$1.cleanup_pct]}}")"
 }
 # measure_me BACKEND.PHASE TOKEN: warm-up then a measured /auth/me run.
 measure_me() {
@@ -244,6 +297,9 @@ bench() {
   log "$be: running keymint cleanup while wrk loads /auth/me (at most $CLEANUP_MAX s)"
   # wrk runs until it gets SIGINT right after the cleanup process exits (it then prints its
   # results); its -d is only the upper bound.
+  local c0 ccpu=0 cc d0
+  d0=$(ticks_of $(db_pids))
+  c0=$(cpu_snap)
   KM_MODE=get timeout $((CLEANUP_MAX + 60)) wrk -t"$THREADS" -c"$CONNS" -d"$((CLEANUP_MAX + 30))s" --timeout 30s \
     --latency -s "$LUA" -H "Authorization: Bearer $tok" "$url/auth/me" >"$tmp/$be.during.txt" 2>&1 &
   local wpid=$! cpid t0 chwm=0 h wall
@@ -253,8 +309,18 @@ bench() {
   "$BIN" cleanup >"$tmp/$be.cleanup.json" 2>"$tmp/$be.cleanup.err" &
   cpid=$!
   pids+=("$cpid")
+  # keymint's Postgres backends, the server pool's and the cleanup CLI's (which exist only while
+  # it runs): first and last CPU ticks seen of each, sampled every ~0.6 s.
+  local -A dfirst=() dlast=()
+  local e i=0
+  db_merge() { # db_merge TICKS FIRST_FOR_NEW
+    for e in $1; do [ -n "${dfirst[${e%%:*}]+x}" ] || dfirst[${e%%:*}]=$2; dlast[${e%%:*}]=${e#*:}; done; }
+  for e in $d0; do dfirst[${e%%:*}]=${e#*:}; dlast[${e%%:*}]=${e#*:}; done
   while alive "$cpid"; do # sample the cleanup process' own peak RSS; enforce CLEANUP_MAX
+    i=$((i + 1))
+    [ $((i % 3)) = 0 ] && db_merge "$(ticks_of $(db_pids))" 0
     h=$(rss_kib "$cpid" VmHWM); [ -n "$h" ] && chwm=$h
+    cc=$(awk '{ print $14 + $15 }' "/proc/$cpid/stat" 2>/dev/null || true); [ -n "$cc" ] && ccpu=$cc
     if [ $(($(now_ms) - t0)) -gt $((CLEANUP_MAX * 1000)) ]; then
       log "WARNING: keymint cleanup still running after $CLEANUP_MAX s: killing it"
       kill "$cpid" 2>/dev/null || true
@@ -265,6 +331,11 @@ bench() {
   wall=$(($(now_ms) - t0))
   kill -INT "$wpid" 2>/dev/null || true
   wait "$wpid" 2>/dev/null || true
+  db_merge "$(ticks_of $(db_pids))" 0
+  local dj=0
+  for e in "${!dlast[@]}"; do dj=$((dj + dlast[$e] - dfirst[$e])); done
+  echo "KMCPU $(cpu_pct "$c0" "$(cpu_snap)" "$ccpu" "$dj")" >>"$tmp/$be.during.txt"
+  R[$be.cleanup_cpu_s]=$(awk -v j="$ccpu" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f", j / hz }')
   grep -q '^KMRESULT' "$tmp/$be.during.txt" || die "wrk during cleanup failed: $(tail -3 "$tmp/$be.during.txt")"
   take "$be.during" "$tmp/$be.during.txt"
   R[$be.cleanup_wall]=$wall
@@ -283,6 +354,8 @@ bench() {
   if [ "$w" -gt 0 ]; then log "$be: keymint logged $w WARN/ERROR lines, first:"; grep -iE ' (WARN|ERROR) ' "$tmp/keymint-$be.log" | head -3 >&2; fi
 }
 
+busy_before=$(idle_check)
+log "machine busy before the run: $busy_before% (of $(( $(nproc) * 100 ))%), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 ran=()
 for be in $BACKENDS; do
   if [ "$be" = postgres ] && ! psql "$PG_URL/$PG_ADMIN_DB" -qAtc "select 1" >/dev/null 2>&1; then
@@ -297,33 +370,36 @@ done
 ms() { awk -v x="$1" 'BEGIN { if (x == "") print "-"; else if (x < 10) printf "%.2f ms", x; else printf "%.1f ms", x }'; }
 f() { awk -v x="$1" 'BEGIN { if (x == "") print "-"; else printf "%.0f", x }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == "" || b == 0) print "-"; else printf "%.2f", a / b }'; }
+# keymint CPU time per request (µs): robust to other processes taking CPU away from it.
+us_req() { awk -v c="$1" -v r="$2" 'BEGIN { if (r == "" || r == 0 || c == "") print "-"; else printf "%.0f", c / 100 * 1e6 / r }'; }
 ok() { awk -v v="$1" -v l="$3" -v op="$2" 'BEGIN { exit !((op == ">=") ? v >= l : v <= l) }' && echo PASS || echo FAIL; }
 echo
 echo "## keymint revocation scale benchmark (issue 4)"
 echo
-echo "binary: $BIN; rows: $ROWS; wrk $THREADS threads, $CONNS connections, ${WARMUP}s warm-up + ${DURATION}s; nproc=$(nproc) (wrk, keymint, the database and the cleanup process share them)"
+echo "binary: $BIN; rows: $ROWS; wrk $THREADS threads, $CONNS connections, ${WARMUP}s warm-up + ${DURATION}s; nproc=$(nproc) (wrk, keymint, the database and the cleanup process share them); busy before the run $busy_before% (other processes); load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
 missed=0
 for be in "${ran[@]}"; do
   r_rps=$(ratio "${R[$be.me1m.rps]}" "${R[$be.me10.rps]}")
   r_p99=$(ratio "${R[$be.me1m.p99_ms]}" "${R[$be.me10.p99_ms]}")
   r_cl=$(ratio "${R[$be.during.p99_ms]}" "${R[$be.rest.p99_ms]}")
+  r_cpu=$(ratio "$(us_req "${R[$be.me1m.keymint_pct]}" "${R[$be.me1m.rps]}")" "$(us_req "${R[$be.me10.keymint_pct]}" "${R[$be.me10.rps]}")")
   v_rps=$(ok "$r_rps" ">=" 0.9); v_cl=$(ok "$r_cl" "<=" 2)
   v_victim=$([ "${R[$be.victim]}" = 401 ] && echo PASS || echo FAIL)
   for v in "$v_rps" "$v_cl" "$v_victim"; do [ "$v" = FAIL ] && missed=$((missed + 1)); done
   echo
   echo "### $be"
   echo
-  echo "| what | req/s | p50 | p99 | max | non-2xx / socket errors | note |"
-  echo "|---|---|---|---|---|---|---|"
+  echo "| what | req/s | p50 | p99 | max | non-2xx / socket errors | keymint CPU µs/req | CPU % machine / keymint / wrk / other (keymint db backends: the server pool, and during cleanup the CLI's too; the cleanup CLI) | note |"
+  echo "|---|---|---|---|---|---|---|---|---|"
   for p in me10 me1m rest during; do
     case $p in
     me10) w="GET /auth/me, 10 live revocations" n="" ;;
-    me1m) w="GET /auth/me, ${R[$be.live]} live revocations + $ROWS refresh tokens" n="req/s ratio to 10 rows $r_rps (target ≥ 0.9: $v_rps); p99 ratio $r_p99" ;;
+    me1m) w="GET /auth/me, ${R[$be.live]} live revocations + $ROWS refresh tokens" n="req/s ratio to 10 rows $r_rps (target ≥ 0.9: $v_rps); p99 ratio $r_p99; CPU/req ratio $r_cpu" ;;
     rest) w="GET /auth/me at rest, + $ROWS expired refresh tokens and revocations" n="" ;;
     during) w="GET /auth/me during keymint cleanup" n="p99 ratio to at rest $r_cl (target ≤ 2: $v_cl)" ;;
     esac
     echo "| $w | $(f "${R[$be.$p.rps]}") | $(ms "${R[$be.$p.p50_ms]}") | $(ms "${R[$be.$p.p99_ms]}") | $(ms "${R[$be.$p.max_ms]}") |" \
-      "${R[$be.$p.non2xx]} / ${R[$be.$p.connect]}/${R[$be.$p.read]}/${R[$be.$p.write]}/${R[$be.$p.timeout]} | $n |"
+      "${R[$be.$p.non2xx]} / ${R[$be.$p.connect]}/${R[$be.$p.read]}/${R[$be.$p.write]}/${R[$be.$p.timeout]} | $(us_req "${R[$be.$p.keymint_pct]}" "${R[$be.$p.rps]}") | ${R[$be.$p.machine_pct]} / ${R[$be.$p.keymint_pct]} / ${R[$be.$p.wrk_pct]} / ${R[$be.$p.other_pct]}${R[$be.$p.db_pct]:+ (keymint db backends ${R[$be.$p.db_pct]})}${R[$be.$p.cleanup_pct]:+ (cleanup CLI ${R[$be.$p.cleanup_pct]})} | $n |"
   done
   echo
   echo "| measure | value |"
@@ -337,7 +413,7 @@ for be in "${ran[@]}"; do
   echo "| token revoked in the DB before start-up → /auth/me | ${R[$be.victim]} (want 401: $v_victim) |"
   echo "| cleanup removed | revocations ${R[$be.c_revocations]}, refresh_tokens ${R[$be.c_refresh_tokens]}, refresh_families ${R[$be.c_refresh_families]}, keys ${R[$be.c_keys]} |"
   echo "| cleanup duration_ms (its report) / process wall time | ${R[$be.c_duration_ms]} ms / ${R[$be.cleanup_wall]} ms |"
-  echo "| cleanup process peak RSS | $(mib "${R[$be.cleanup_hwm]}") MiB |"
+  echo "| cleanup process peak RSS / CPU time | $(mib "${R[$be.cleanup_hwm]}") MiB / ${R[$be.cleanup_cpu_s]} s |"
   echo "| rows left: expired / live | ${R[$be.left_exp]} / ${R[$be.left_live]} |"
   echo "| keymint WARN/ERROR log lines | ${R[$be.warns]} |"
 done

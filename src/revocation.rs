@@ -28,6 +28,13 @@ pub enum Kind {
 }
 
 impl Kind {
+    const ALL: [Kind; 3] = [Kind::Jti, Kind::Sid, Kind::Client];
+
+    /// The inverse of `as_str`, so rows read back map to exactly the kind written.
+    fn parse(s: &str) -> Option<Kind> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
     fn as_str(self) -> &'static str {
         match self {
             Kind::Jti => "jti",
@@ -91,10 +98,9 @@ impl Denylist {
 
     fn absorb(&self, rows: &[revocations::Model]) {
         for r in rows {
-            let kind = if r.kind == "sid" {
-                Kind::Sid
-            } else {
-                Kind::Jti
+            let Some(kind) = Kind::parse(&r.kind) else {
+                tracing::warn!(kind = %r.kind, "skipping revocation row of unknown kind");
+                continue;
             };
             self.cache.insert(key(kind, &r.value), r.expires_at);
             self.watermark.fetch_max(r.created_at, Ordering::Relaxed);
@@ -175,5 +181,18 @@ impl Denylist {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Kind;
+
+    #[test]
+    fn every_kind_reads_back_as_itself() {
+        for k in Kind::ALL {
+            assert_eq!(Kind::parse(k.as_str()), Some(k));
+        }
+        assert_eq!(Kind::parse("nope"), None);
     }
 }

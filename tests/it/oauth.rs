@@ -418,6 +418,22 @@ async fn client_credentials_tokens_and_introspection(b: Backend) {
     )
     .await;
     oauth_error(r, 401, "invalid_client").await;
+    // ...also after a restart, which reloads the denylist from the database.
+    s.stop().await;
+    let s = Server::start(&site, &[]).await;
+    let r = s
+        .http
+        .post(s.url("/oauth/introspect"))
+        .bearer_auth(&admin)
+        .form(&[("token", at)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["active"],
+        false,
+        "a deleted client's token came back after a restart"
+    );
     s.stop().await;
 }
 
