@@ -183,6 +183,20 @@ impl App {
         Ok(claims)
     }
 
+    /// `authenticate`, plus: the token's user exists, is enabled and holds the admin role now.
+    /// Roles are read from the user store, not the token, so a demoted admin loses access at
+    /// once (within the 1 s user cache on other instances).
+    pub async fn admin(&self, token: &str, now: i64) -> Result<AccessClaims> {
+        let claims = self.authenticate(token, now)?;
+        match self.users.by_id(&claims.sub).await? {
+            Some(u) if !u.disabled && u.is_admin() => Ok(claims),
+            _ => Err(Error::new(
+                ErrorCode::Forbidden,
+                "the admin role is required",
+            )),
+        }
+    }
+
     /// One pass of multi-instance synchronisation: key changes and new revocations.
     pub async fn sync(&self, now: i64) -> Result<()> {
         self.keys.reload(now).await?;

@@ -43,13 +43,21 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
 }
 
 /// The raw bearer token of the request, if any.
-pub fn bearer_token(parts: &Parts) -> Option<&str> {
-    let v = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
+pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let v = headers.get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")
         .then(|| token.trim())
         .filter(|t| !t.is_empty())
+}
+
+/// `MISSING_TOKEN`: no `Authorization: Bearer` header.
+pub fn missing_token() -> Error {
+    Error::new(
+        ErrorCode::MissingToken,
+        "an Authorization: Bearer token is required",
+    )
 }
 
 /// A verified, unrevoked access token for keymint's own audience.
@@ -59,12 +67,7 @@ impl FromRequestParts<AppState> for Bearer {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
-        let token = bearer_token(parts).ok_or_else(|| {
-            Error::new(
-                ErrorCode::MissingToken,
-                "an Authorization: Bearer token is required",
-            )
-        })?;
+        let token = bearer_token(&parts.headers).ok_or_else(missing_token)?;
         state.authenticate(token, now()).map(Bearer)
     }
 }

@@ -333,21 +333,13 @@ pub async fn introspect(
 }
 
 async fn is_admin_bearer(s: &AppState, headers: &HeaderMap) -> Result<bool, OAuthError> {
-    let Some(token) = headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| t.trim())
-    else {
+    let Some(token) = crate::http::extract::bearer_token(headers) else {
         return Ok(false);
     };
-    let Ok(claims) = s.authenticate(token, now()) else {
-        return Ok(false);
-    };
-    Ok(s.users
-        .by_id(&claims.sub)
-        .await
-        .map_err(OAuthError::from)?
-        .is_some_and(|u| !u.disabled && u.is_admin()))
+    match s.admin(token, now()).await {
+        Ok(_) => Ok(true),
+        // A failing database is a server error, not a failed authentication.
+        Err(e) if e.code == crate::error::ErrorCode::InternalError => Err(e.into()),
+        Err(_) => Ok(false),
+    }
 }
