@@ -1,10 +1,44 @@
 //! The audit trail: logins, rotations, key and token revocations, admin changes. Writes are
 //! best effort: a failed audit write is logged loudly but never fails the action it records.
+//!
+//! Bounded by construction (SPEC section 6): every string is cut to [`MAX_FIELD`] bytes,
+//! repeated failures are one record per aggregation key with a `count`
+//! ([`record_repeated`]), and cleanup deletes events older than `KEYMINT_AUDIT_RETENTION`.
 
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait};
 use serde_json::Value;
 
-use crate::db::entities::audit_events;
+use crate::db::entities::audit_events::{self, Column as A};
+
+/// Longest string an audit record keeps, in bytes.
+pub const MAX_FIELD: usize = 256;
+
+/// `s` cut to at most `MAX_FIELD` bytes on a character boundary.
+pub fn cut(s: &str) -> &str {
+    if s.len() <= MAX_FIELD {
+        return s;
+    }
+    let mut end = MAX_FIELD;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Every string in `v`, keys included, cut to `MAX_FIELD` bytes.
+fn cut_json(v: Value) -> Value {
+    match v {
+        Value::String(s) => Value::String(cut(&s).to_string()),
+        Value::Array(a) => Value::Array(a.into_iter().map(cut_json).collect()),
+        Value::Object(o) => Value::Object(
+            o.into_iter()
+                .map(|(k, v)| (cut(&k).to_string(), cut_json(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
 
 /// One event to record. `detail` must never hold a secret.
 pub struct Event<'a> {
@@ -47,24 +81,63 @@ impl<'a> Event<'a> {
 
 /// Append `e` to the audit log.
 pub async fn record(db: &DatabaseConnection, e: Event<'_>, now: i64) {
+    write(db, e, None, now).await
+}
+
+/// Record `e` as one occurrence of a repeated event: the first occurrence with a given `key`
+/// inserts a record, later ones add to its `count`. Callers put the time bucket in `key`
+/// (e.g. the minute), so a flood of attempts costs one row per bucket.
+pub async fn record_repeated(db: &DatabaseConnection, e: Event<'_>, key: &str, now: i64) {
+    write(db, e, Some(key), now).await
+}
+
+async fn write(db: &DatabaseConnection, e: Event<'_>, dedup: Option<&str>, now: i64) {
     let row = audit_events::ActiveModel {
         at: Set(now),
-        kind: Set(e.kind.into()),
-        outcome: Set(e.outcome.into()),
-        actor: Set(e.actor.map(Into::into)),
-        subject: Set(e.subject.map(Into::into)),
-        ip: Set(e.ip.map(Into::into)),
-        detail: Set(e.detail.to_string()),
+        kind: Set(cut(e.kind).into()),
+        outcome: Set(cut(e.outcome).into()),
+        actor: Set(e.actor.map(|s| cut(s).into())),
+        subject: Set(e.subject.map(|s| cut(s).into())),
+        ip: Set(e.ip.map(|s| cut(s).into())),
+        detail: Set(cut_json(e.detail).to_string()),
+        count: Set(1),
+        dedup: Set(dedup.map(|k| {
+            // The key may hold user input: hash it to a fixed size.
+            use base64::Engine;
+            use sha2::Digest;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(k))
+        })),
         ..Default::default()
     };
-    if let Err(err) = audit_events::Entity::insert(row)
-        .exec_without_returning(db)
-        .await
-    {
+    let mut insert = audit_events::Entity::insert(row);
+    if dedup.is_some() {
+        insert = insert.on_conflict(
+            OnConflict::column(A::Dedup)
+                .value(A::Count, Expr::col((audit_events::Entity, A::Count)).add(1))
+                .to_owned(),
+        );
+    }
+    if let Err(err) = insert.exec_without_returning(db).await {
         tracing::error!(
             kind = e.kind,
             outcome = e.outcome,
             "audit write failed: {err}"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_are_cut_on_char_boundaries() {
+        assert_eq!(cut("short"), "short");
+        let long = "é".repeat(200); // 400 bytes
+        let c = cut(&long);
+        assert!(c.len() <= MAX_FIELD && c.len() >= MAX_FIELD - 1);
+        let v = cut_json(serde_json::json!({"username": "x".repeat(70_000), "n": 3}));
+        assert_eq!(v["username"].as_str().unwrap().len(), MAX_FIELD);
+        assert_eq!(v["n"], 3);
     }
 }

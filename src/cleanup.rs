@@ -12,7 +12,9 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::audit::{self, Event};
-use crate::db::entities::{refresh_families, refresh_tokens, revocations, signing_keys};
+use crate::db::entities::{
+    audit_events, login_limits, refresh_families, refresh_tokens, revocations, signing_keys,
+};
 use crate::error::Result;
 use crate::state::App;
 
@@ -28,6 +30,10 @@ pub struct CleanupReport {
     pub refresh_tokens: u64,
     pub refresh_families: u64,
     pub keys: u64,
+    /// Audit events older than `KEYMINT_AUDIT_RETENTION`.
+    pub audit_events: u64,
+    /// Expired login-throttling state.
+    pub login_limits: u64,
     pub duration_ms: u64,
 }
 
@@ -93,6 +99,20 @@ pub async fn run(app: &App, now: i64) -> Result<CleanupReport> {
                 .add(signing_keys::Column::ExpiresAt.lte(now)),
         )
         .await?,
+        audit_events: delete_batched::<audit_events::Entity>(
+            db,
+            audit_events::Column::Id,
+            Condition::all().add(
+                audit_events::Column::At.lt(now - app.config.audit_retention.as_secs() as i64),
+            ),
+        )
+        .await?,
+        login_limits: delete_batched::<login_limits::Entity>(
+            db,
+            login_limits::Column::Key,
+            Condition::all().add(login_limits::Column::ExpiresAt.lt(now)),
+        )
+        .await?,
         duration_ms: 0,
     };
     if r.keys > 0 {
@@ -100,7 +120,12 @@ pub async fn run(app: &App, now: i64) -> Result<CleanupReport> {
     }
     r.duration_ms = started.elapsed().as_millis() as u64;
     app.metrics.cleanup(
-        r.revocations + r.refresh_tokens + r.refresh_families + r.keys,
+        r.revocations
+            + r.refresh_tokens
+            + r.refresh_families
+            + r.keys
+            + r.audit_events
+            + r.login_limits,
         r.duration_ms,
     );
     tracing::info!(?r, "cleanup pass done");

@@ -61,6 +61,18 @@ pub struct Config {
     pub login_limits: crate::ratelimit::Limits,
     /// A request (headers, body, handler) must complete within this time.
     pub request_timeout: Duration,
+    /// A new connection must deliver a complete request head within this time.
+    pub header_timeout: Duration,
+    /// A connection with no request in flight is closed after this time.
+    pub idle_timeout: Duration,
+    /// Connections held at once from one client address (IPv6: one /64).
+    pub max_connections_per_address: u32,
+    /// Reverse proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<crate::net::Cidr>,
+    /// Audit events older than this are deleted by cleanup.
+    pub audit_retention: Duration,
+    /// When set, `/metrics` is served only on this address.
+    pub metrics_bind: Option<SocketAddr>,
 }
 
 /// Log line format.
@@ -96,6 +108,15 @@ impl fmt::Debug for Config {
             .field("cors_origins", &self.cors_origins)
             .field("login_limits", &self.login_limits)
             .field("request_timeout", &self.request_timeout)
+            .field("header_timeout", &self.header_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field(
+                "max_connections_per_address",
+                &self.max_connections_per_address,
+            )
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("audit_retention", &self.audit_retention)
+            .field("metrics_bind", &self.metrics_bind)
             .finish()
     }
 }
@@ -139,6 +160,12 @@ Configuration (environment, or the same keys in lower case without KEYMINT_ in a
   KEYMINT_LOGIN_IP_FAILURES    failures per address      [default: 20 per window]
   KEYMINT_LOGIN_IP_WINDOW                                [default: 5m]
   KEYMINT_REQUEST_TIMEOUT      whole-request deadline    [default: 30s]
+  KEYMINT_HEADER_TIMEOUT       first request head due    [default: 10s after connecting]
+  KEYMINT_IDLE_TIMEOUT         idle connection closed    [default: 10s]
+  KEYMINT_MAX_CONNECTIONS_PER_ADDRESS                    [default: 256; IPv6 per /64]
+  KEYMINT_TRUSTED_PROXIES      proxies whose X-Forwarded-For is believed (addresses, CIDRs) [default: none]
+  KEYMINT_AUDIT_RETENTION      audit events kept for     [default: 90d]
+  KEYMINT_METRICS_BIND         serve /metrics only here  [default: none, on the main listener]
   KEYMINT_LOG_FORMAT           text | json               [default: text]
   RUST_LOG                     log filter                [default: info]";
 
@@ -166,6 +193,12 @@ const KEYS: &[&str] = &[
     "login_ip_failures",
     "login_ip_window",
     "request_timeout",
+    "header_timeout",
+    "idle_timeout",
+    "max_connections_per_address",
+    "trusted_proxies",
+    "audit_retention",
+    "metrics_bind",
 ];
 
 impl Config {
@@ -378,6 +411,35 @@ impl Config {
             Duration::from_secs(30),
             Duration::from_secs(1),
         )?;
+        let header_timeout = dur(
+            "header_timeout",
+            Duration::from_secs(10),
+            Duration::from_secs(1),
+        )?;
+        let idle_timeout = dur(
+            "idle_timeout",
+            Duration::from_secs(10),
+            Duration::from_secs(1),
+        )?;
+        let max_connections_per_address = count("max_connections_per_address", 256)?;
+        let trusted_proxies = match get("trusted_proxies") {
+            Some((n, v)) => crate::net::parse_cidrs(v).map_err(|p| ConfigError::new(n, p))?,
+            None => vec![],
+        };
+        let audit_retention = dur(
+            "audit_retention",
+            Duration::from_secs(90 * 86400),
+            Duration::from_secs(60),
+        )?;
+        let metrics_bind = match get("metrics_bind") {
+            Some((n, v)) => Some(v.parse::<SocketAddr>().map_err(|_| {
+                ConfigError::new(
+                    n,
+                    format!("expected host:port like 127.0.0.1:9090, got {v:?}"),
+                )
+            })?),
+            None => None,
+        };
         let log_format = match get("log_format") {
             Some((_, "json")) => LogFormat::Json,
             Some((_, "text")) | None => LogFormat::Text,
@@ -409,6 +471,12 @@ impl Config {
             cors_origins,
             login_limits,
             request_timeout,
+            header_timeout,
+            idle_timeout,
+            max_connections_per_address,
+            trusted_proxies,
+            audit_retention,
+            metrics_bind,
         })
     }
 

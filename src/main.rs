@@ -109,8 +109,17 @@ enum UsersCmd {
         #[arg(long = "role")]
         roles: Vec<String>,
     },
-    /// Disable a user.
+    /// Disable a user and end their sessions (never the last enabled admin).
     Disable { username: String },
+    /// Enable a disabled user.
+    Enable { username: String },
+    /// Set a user's password (read from standard input) and end their sessions.
+    SetPassword {
+        username: String,
+        /// Read the password from the first line of standard input (required).
+        #[arg(long)]
+        password_stdin: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -199,7 +208,19 @@ async fn serve(config: Config) -> Result<(), StartError> {
         .map_err(|e| StartError::Config(format!("KEYMINT_BIND: cannot listen on {bind}: {e}")))?;
     let ring = app.keys.ring();
     tracing::info!(%bind, issuer = %app.config.issuer, published = ?ring.published_kids(), "keymint listening");
-    keymint::server::serve(Arc::new(app), listener, keymint::server::shutdown_signal())
+    let metrics = match app.config.metrics_bind {
+        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+            StartError::Config(format!(
+                "KEYMINT_METRICS_BIND: cannot listen on {addr}: {e}"
+            ))
+        })?),
+        None => None,
+    };
+    let listeners = keymint::server::Listeners {
+        api: listener,
+        metrics,
+    };
+    keymint::server::serve_all(Arc::new(app), listeners, keymint::server::shutdown_signal())
         .await
         .map_err(other)
 }
@@ -221,11 +242,11 @@ async fn keys(cmd: KeysCmd, app: App) -> Result<(), StartError> {
         }
         KeysCmd::Revoke { kid } => {
             let info = app.keys.revoke(&kid, now).await.map_err(other)?;
-            keymint::audit::record(
-                &app.db,
-                keymint::audit::Event::new("key.revoke", "ok")
-                    .actor(Some("cli"))
-                    .detail(serde_json::json!({"kid": kid})),
+            audit_cli(
+                &app,
+                "key.revoke",
+                None,
+                serde_json::json!({"kid": kid}),
                 now,
             )
             .await;
@@ -278,22 +299,17 @@ async fn users(cmd: UsersCmd, app: App) -> Result<(), StartError> {
                     "pass --password-stdin and the password on standard input",
                 ));
             }
-            let mut line = String::new();
-            std::io::stdin()
-                .lock()
-                .read_line(&mut line)
-                .map_err(other)?;
-            let password = line.trim_end_matches(['\n', '\r']);
+            let password = read_password()?;
             let user = app
                 .users
-                .create(&username, password, &roles, now)
+                .create(&username, &password, &roles, now)
                 .await
                 .map_err(|e| other(e.message))?;
-            keymint::audit::record(
-                &app.db,
-                keymint::audit::Event::new("user.create", "ok")
-                    .actor(Some("cli"))
-                    .subject(Some(&user.id)),
+            audit_cli(
+                &app,
+                "user.create",
+                Some(&user.id),
+                serde_json::Value::Null,
                 now,
             )
             .await;
@@ -307,12 +323,11 @@ async fn users(cmd: UsersCmd, app: App) -> Result<(), StartError> {
                 .set_roles(&user.id, &roles, now)
                 .await
                 .map_err(|e| other(e.message))?;
-            keymint::audit::record(
-                &app.db,
-                keymint::audit::Event::new("user.update", "ok")
-                    .actor(Some("cli"))
-                    .subject(Some(&user.id))
-                    .detail(serde_json::json!({"roles": user.roles})),
+            audit_cli(
+                &app,
+                "user.update",
+                Some(&user.id),
+                serde_json::json!({"roles": user.roles}),
                 now,
             )
             .await;
@@ -330,17 +345,93 @@ async fn users(cmd: UsersCmd, app: App) -> Result<(), StartError> {
                 .revoke_user_sessions(&user.id, "user disabled", now)
                 .await
                 .map_err(other)?;
-            keymint::audit::record(
-                &app.db,
-                keymint::audit::Event::new("user.disable", "ok")
-                    .actor(Some("cli"))
-                    .subject(Some(&user.id)),
+            audit_cli(
+                &app,
+                "user.disable",
+                Some(&user.id),
+                serde_json::Value::Null,
+                now,
+            )
+            .await;
+            print_json(&user)
+        }
+        UsersCmd::Enable { username } => {
+            let user = by_name(username).await?;
+            let user = app
+                .users
+                .set_disabled(&user.id, false, now)
+                .await
+                .map_err(|e| other(e.message))?;
+            audit_cli(
+                &app,
+                "user.update",
+                Some(&user.id),
+                serde_json::json!({"disabled": false}),
+                now,
+            )
+            .await;
+            print_json(&user)
+        }
+        UsersCmd::SetPassword {
+            username,
+            password_stdin,
+        } => {
+            if !password_stdin {
+                return Err(other(
+                    "pass --password-stdin and the password on standard input",
+                ));
+            }
+            let password = read_password()?;
+            let user = by_name(username).await?;
+            let user = app
+                .users
+                .set_password(&user.id, &password, now)
+                .await
+                .map_err(|e| other(e.message))?;
+            // As over HTTP: a new password ends every session.
+            let revoked = app
+                .sessions
+                .revoke_user_sessions(&user.id, "password changed", now)
+                .await
+                .map_err(other)?;
+            audit_cli(
+                &app,
+                "user.update",
+                Some(&user.id),
+                serde_json::json!({"password_changed": true, "revoked_sessions": revoked}),
                 now,
             )
             .await;
             print_json(&user)
         }
     }
+}
+
+/// Record an administrative action taken through the CLI.
+async fn audit_cli(
+    app: &App,
+    kind: &str,
+    subject: Option<&str>,
+    detail: serde_json::Value,
+    now: i64,
+) {
+    let mut e = keymint::audit::Event::new(kind, "ok")
+        .actor(Some("cli"))
+        .subject(subject);
+    if !detail.is_null() {
+        e = e.detail(detail);
+    }
+    keymint::audit::record(&app.db, e, now).await
+}
+
+/// The first line of standard input, without its line ending.
+fn read_password() -> Result<String, StartError> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(other)?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
 }
 
 async fn clients(cmd: ClientsCmd, app: App) -> Result<(), StartError> {
@@ -363,11 +454,11 @@ async fn clients(cmd: ClientsCmd, app: App) -> Result<(), StartError> {
                 .create(&req, now)
                 .await
                 .map_err(|e| other(e.message))?;
-            keymint::audit::record(
-                &app.db,
-                keymint::audit::Event::new("client.create", "ok")
-                    .actor(Some("cli"))
-                    .subject(Some(&client.client_id)),
+            audit_cli(
+                &app,
+                "client.create",
+                Some(&client.client_id),
+                serde_json::Value::Null,
                 now,
             )
             .await;
@@ -384,11 +475,11 @@ async fn clients(cmd: ClientsCmd, app: App) -> Result<(), StartError> {
                 .revoke_client(&client_id, "client deleted", now)
                 .await
                 .map_err(other)?;
-            keymint::audit::record(
-                &app.db,
-                keymint::audit::Event::new("client.delete", "ok")
-                    .actor(Some("cli"))
-                    .subject(Some(&client_id)),
+            audit_cli(
+                &app,
+                "client.delete",
+                Some(&client_id),
+                serde_json::Value::Null,
                 now,
             )
             .await;

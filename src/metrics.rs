@@ -177,13 +177,18 @@ impl Metrics {
         c(
             &mut o,
             "key_age_seconds",
-            "Age of each verifying key, by kid, purpose and state.",
+            "Age of each verifying key, by kid (access keys only), purpose and state.",
             "gauge",
         );
         for (kid, purpose, state, age) in key_ages {
+            let kid = if kid.is_empty() {
+                String::new()
+            } else {
+                format!("kid=\"{kid}\",")
+            };
             let _ = writeln!(
                 o,
-                "keymint_key_age_seconds{{kid=\"{kid}\",purpose=\"{purpose}\",state=\"{state}\"}} {age}"
+                "keymint_key_age_seconds{{{kid}purpose=\"{purpose}\",state=\"{state}\"}} {age}"
             );
         }
         c(

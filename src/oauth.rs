@@ -128,7 +128,7 @@ pub async fn password_grant(
 ) -> Result<TokenPair, OAuthError> {
     require_grant(client, "password")?;
     let scope = grant_scope(scope, &user_scopes(client), &["profile".to_string()])?;
-    let user = crate::http::auth::check_password(app, username, password, ip, now).await?;
+    let user = crate::login::check_password(app, username, password, ip, now).await?;
     let grant = Grant {
         user,
         client_id: client.map(|c| c.client_id.clone()),
@@ -323,7 +323,33 @@ async fn identify(
 }
 
 /// RFC 7662: whether `token` is active now, and its claims if so.
+///
+/// `caller` is the authenticated client (`None`: an admin): a client sees only tokens issued
+/// to it or whose `aud` is its registered audience; any other token is `{"active": false}`,
+/// so introspection tells a client nothing about other clients' tokens.
 pub async fn introspect(
+    app: &App,
+    token: &str,
+    hint: Option<&str>,
+    caller: Option<&Client>,
+    now: i64,
+) -> Result<Introspection, Error> {
+    let found = introspect_any(app, token, hint, now).await?;
+    let visible = match caller {
+        None => true,
+        Some(c) => {
+            found.client_id.as_deref() == Some(c.client_id.as_str())
+                || (c.audience.is_some() && found.aud == c.audience)
+        }
+    };
+    Ok(if visible {
+        found
+    } else {
+        Introspection::default()
+    })
+}
+
+async fn introspect_any(
     app: &App,
     token: &str,
     hint: Option<&str>,
@@ -371,8 +397,8 @@ pub async fn introspect(
 }
 
 /// RFC 7009: revoke `token` if it is one of ours. Unknown or invalid tokens are not an error.
-/// A token issued to a client may be revoked by that client or by a caller with no client
-/// authentication (a public client holding it), never by another authenticated client.
+/// A token issued to a client may be revoked only by that client, authenticated; a
+/// first-party token by anyone holding it.
 pub async fn revoke(
     app: &App,
     token: &str,
@@ -386,13 +412,22 @@ pub async fn revoke(
         Some(Known::Refresh { family, .. }) => family.client_id.clone(),
         None => return Ok(()),
     };
-    if let (Some(caller), Some(owner)) = (caller, owner.as_deref())
-        && caller.client_id != owner
-    {
-        return Err(OAuthError::new(
-            "unauthorized_client",
-            "the token was issued to another client",
-        ));
+    match (caller, owner.as_deref()) {
+        // Every registered client is confidential: only it may end its grants (SPEC
+        // section 4), so a leaked token cannot be used to log its client's users out.
+        (None, Some(_)) => {
+            return Err(OAuthError::new(
+                "invalid_client",
+                "the token was issued to a confidential client: authenticate as that client",
+            ));
+        }
+        (Some(caller), Some(owner)) if caller.client_id != owner => {
+            return Err(OAuthError::new(
+                "unauthorized_client",
+                "the token was issued to another client",
+            ));
+        }
+        _ => {}
     }
     let (subject, detail) = match known {
         Some(Known::Access(c)) => {

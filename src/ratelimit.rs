@@ -1,19 +1,26 @@
-//! Failed-login throttling (SPEC section 6), per username and per client address, in memory
-//! per instance.
+//! Failed-login throttling (SPEC section 6), per username and per client address, shared by
+//! every instance through the `login_limits` table.
 //!
 //! - Per username: the first `user_free` failures are free; after that each attempt must wait
-//!   2^(n - user_free) seconds after the previous failure, capped at `user_max_backoff`.
-//!   A success resets the count.
-//! - Per address: at most `ip_max` failures in a sliding `ip_window`.
+//!   2^(n - user_free) seconds after the previous one, capped at `user_max_backoff`. A
+//!   success resets the count. Failures are remembered for a day after the last one.
+//! - Per address (IPv6: per /64): at most `ip_max` attempts that failed in a sliding
+//!   `ip_window`.
 //! - Lock-out resistance: addresses that logged in successfully as a user in the last 30 days
 //!   are exempt from that user's back-off (not from their own address limit), so an attacker
 //!   failing on purpose cannot keep the user out of the devices they already use.
 //!
-//! Checks happen before the password is hashed, so a throttled attempt costs no argon2.
+//! An attempt is counted *before* the password is hashed ([`LoginLimiter::begin`] reserves it
+//! by compare-and-swap on the row's `version`), so of N concurrent guesses at most the free
+//! allowance reaches argon2; a success gives its reservation back. A throttled attempt costs
+//! two indexed reads and no write.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use serde::{Deserialize, Serialize};
+
+use crate::db::entities::login_limits::{self, Column as L, Entity as Limit};
+use crate::error::{Error, ErrorCode, Result};
 
 /// Limits, from configuration.
 #[derive(Clone, Copy, Debug)]
@@ -24,103 +31,279 @@ pub struct Limits {
     pub ip_window: i64,
 }
 
-#[derive(Default)]
-struct UserState {
-    failures: u32,
-    last_failure: i64,
-    trusted: VecDeque<(String, i64)>,
-}
-
 const TRUST_FOR: i64 = 30 * 86400;
 const TRUSTED_MAX: usize = 8;
+/// How long a username's failure count outlives its last failure.
+const FAILURES_KEPT: i64 = 86400;
+/// Compare-and-swap attempts before giving up (only under extreme contention on one key).
+const CAS_TRIES: usize = 64;
 
-/// The limiter. Cheap to share.
+/// Throttling state of one username.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct UserState {
+    pub failures: u32,
+    pub last: i64,
+    /// (address key, last successful login there).
+    pub trusted: Vec<(String, i64)>,
+}
+
+/// Throttling state of one address: the times of its counted attempts in the window.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AddrState {
+    pub at: Vec<i64>,
+}
+
+/// Which limit refused an attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ThrottledBy {
+    Username,
+    Address,
+}
+
+/// A refused attempt: who refused it and how long to wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Throttled {
+    pub by: ThrottledBy,
+    pub wait: u64,
+}
+
+impl Limits {
+    /// Seconds `addr` must wait before the user's next attempt, if any.
+    pub fn user_wait(&self, u: &UserState, addr: Option<&str>, now: i64) -> Option<u64> {
+        let trusted = addr.is_some_and(|a| {
+            u.trusted
+                .iter()
+                .any(|(t, at)| t == a && now - at < TRUST_FOR)
+        });
+        if trusted || u.failures < self.user_free || now - u.last >= FAILURES_KEPT {
+            return None;
+        }
+        let exp = (u.failures - self.user_free).min(30);
+        let until = u.last + (1i64 << exp).min(self.user_max_backoff);
+        (now < until).then(|| (until - now) as u64)
+    }
+
+    /// Seconds the address must wait, if any (after dropping attempts out of the window).
+    pub fn addr_wait(&self, a: &mut AddrState, now: i64) -> Option<u64> {
+        a.at.retain(|t| *t > now - self.ip_window);
+        if a.at.len() as u32 >= self.ip_max {
+            let oldest = a.at.iter().min().copied().unwrap_or(now);
+            return Some((oldest + self.ip_window - now).max(1) as u64);
+        }
+        None
+    }
+
+    fn user_expiry(&self, u: &UserState) -> i64 {
+        let trust = u.trusted.iter().map(|(_, at)| at + TRUST_FOR).max();
+        (u.last + FAILURES_KEPT).max(trust.unwrap_or(0))
+    }
+
+    fn addr_expiry(&self, a: &AddrState) -> i64 {
+        a.at.iter().max().copied().unwrap_or(0) + self.ip_window
+    }
+}
+
+/// A reserved attempt, to be resolved with [`LoginLimiter::succeeded`] (a failure needs
+/// nothing more: it was counted when reserved).
+#[derive(Debug)]
+pub struct Attempt {
+    user: String,
+    addr: Option<String>,
+    at: i64,
+}
+
+/// The limiter over the shared table.
 pub struct LoginLimiter {
     limits: Limits,
-    users: moka::sync::Cache<String, Arc<Mutex<UserState>>>,
-    ips: moka::sync::Cache<String, Arc<Mutex<VecDeque<i64>>>>,
+    db: DatabaseConnection,
+}
+
+fn user_key(username: &str) -> String {
+    format!("u:{}", username.to_ascii_lowercase())
+}
+
+fn addr_key(addr: &str) -> String {
+    format!("a:{addr}")
 }
 
 impl LoginLimiter {
-    pub fn new(limits: Limits) -> Self {
-        Self {
-            limits,
-            users: moka::sync::Cache::builder()
-                .max_capacity(1_000_000)
-                .time_to_idle(Duration::from_secs(TRUST_FOR as u64))
-                .build(),
-            ips: moka::sync::Cache::builder()
-                .max_capacity(1_000_000)
-                .time_to_idle(Duration::from_secs(limits.ip_window.max(1) as u64))
-                .build(),
-        }
+    pub fn new(limits: Limits, db: DatabaseConnection) -> Self {
+        Self { limits, db }
     }
 
-    fn user(&self, name: &str) -> Arc<Mutex<UserState>> {
-        self.users
-            .get_with(name.to_ascii_lowercase(), Default::default)
+    pub fn limits(&self) -> Limits {
+        self.limits
     }
 
-    fn ip(&self, ip: &str) -> Arc<Mutex<VecDeque<i64>>> {
-        self.ips.get_with(ip.to_string(), Default::default)
-    }
-
-    /// `Err(seconds)` when this attempt must wait; `Ok` when it may proceed.
-    pub fn check(&self, username: &str, ip: Option<&str>, now: i64) -> Result<(), u64> {
+    /// Count an attempt for `username` from `addr` (a [`crate::net::limit_key`]) before any
+    /// hashing: `Ok(Err(_))` when a limit refuses it, in which case nothing was counted.
+    pub async fn begin(
+        &self,
+        username: &str,
+        addr: Option<&str>,
+        now: i64,
+    ) -> Result<std::result::Result<Attempt, Throttled>> {
         let l = self.limits;
-        if let Some(ip) = ip {
-            let slot = self.ip(ip);
-            let mut q = slot.lock().unwrap_or_else(|p| p.into_inner());
-            while q.front().is_some_and(|t| *t <= now - l.ip_window) {
-                q.pop_front();
-            }
-            if q.len() as u32 >= l.ip_max {
-                let oldest = q.front().copied().unwrap_or(now);
-                return Err((oldest + l.ip_window - now).max(1) as u64);
-            }
-        }
-        let slot = self.user(username);
-        let u = slot.lock().unwrap_or_else(|p| p.into_inner());
-        let trusted = ip.is_some_and(|ip| {
-            u.trusted
-                .iter()
-                .any(|(t, at)| t == ip && now - at < TRUST_FOR)
-        });
-        if !trusted && u.failures >= l.user_free {
-            let exp = (u.failures - l.user_free).min(30);
-            let wait = (1i64 << exp).min(l.user_max_backoff);
-            let until = u.last_failure + wait;
-            if now < until {
-                return Err((until - now) as u64);
+        let ukey = user_key(username);
+        // Read-only checks first, so a flood of throttled attempts writes nothing.
+        if let Some(a) = addr {
+            let (_, mut s) = self.load::<AddrState>(&addr_key(a)).await?;
+            if let Some(wait) = l.addr_wait(&mut s, now) {
+                return Ok(Err(Throttled {
+                    by: ThrottledBy::Address,
+                    wait,
+                }));
             }
         }
+        let (_, u) = self.load::<UserState>(&ukey).await?;
+        if let Some(wait) = l.user_wait(&u, addr, now) {
+            return Ok(Err(Throttled {
+                by: ThrottledBy::Username,
+                wait,
+            }));
+        }
+        // Reserve: address first, then username; a refused username gives the address back.
+        if let Some(a) = addr {
+            let reserved = self
+                .swap(&addr_key(a), |s: &mut AddrState| {
+                    match l.addr_wait(s, now) {
+                        Some(wait) => Err(Throttled {
+                            by: ThrottledBy::Address,
+                            wait,
+                        }),
+                        None => {
+                            s.at.push(now);
+                            Ok(l.addr_expiry(s))
+                        }
+                    }
+                })
+                .await?;
+            if let Err(t) = reserved {
+                return Ok(Err(t));
+            }
+        }
+        let reserved = self
+            .swap(&ukey, |u: &mut UserState| match l.user_wait(u, addr, now) {
+                Some(wait) => Err(Throttled {
+                    by: ThrottledBy::Username,
+                    wait,
+                }),
+                None => {
+                    u.failures = u.failures.saturating_add(1);
+                    u.last = now;
+                    Ok(l.user_expiry(u))
+                }
+            })
+            .await?;
+        let attempt = Attempt {
+            user: ukey,
+            addr: addr.map(str::to_string),
+            at: now,
+        };
+        if let Err(t) = reserved {
+            self.release_addr(&attempt).await?;
+            return Ok(Err(t));
+        }
+        Ok(Ok(attempt))
+    }
+
+    /// The attempt logged in: reset the username's failures, trust its address, and give the
+    /// address its reservation back.
+    pub async fn succeeded(&self, attempt: &Attempt, now: i64) -> Result<()> {
+        let l = self.limits;
+        let addr = attempt.addr.clone();
+        self.swap(&attempt.user, |u: &mut UserState| {
+            u.failures = 0;
+            if let Some(a) = &addr {
+                u.trusted.retain(|(t, _)| t != a);
+                u.trusted.push((a.clone(), now));
+                if u.trusted.len() > TRUSTED_MAX {
+                    u.trusted.remove(0);
+                }
+            }
+            Ok::<_, ()>(l.user_expiry(u))
+        })
+        .await?
+        .ok();
+        self.release_addr(attempt).await
+    }
+
+    async fn release_addr(&self, attempt: &Attempt) -> Result<()> {
+        let Some(a) = &attempt.addr else {
+            return Ok(());
+        };
+        let (l, at) = (self.limits, attempt.at);
+        self.swap(&addr_key(a), |s: &mut AddrState| {
+            if let Some(i) = s.at.iter().rposition(|t| *t == at) {
+                s.at.remove(i);
+            }
+            Ok::<_, ()>(l.addr_expiry(s))
+        })
+        .await?
+        .ok();
         Ok(())
     }
 
-    pub fn failure(&self, username: &str, ip: Option<&str>, now: i64) {
-        if let Some(ip) = ip {
-            self.ip(ip)
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push_back(now);
-        }
-        let slot = self.user(username);
-        let mut u = slot.lock().unwrap_or_else(|p| p.into_inner());
-        u.failures = u.failures.saturating_add(1);
-        u.last_failure = now;
+    async fn load<S: for<'de> Deserialize<'de> + Default>(&self, key: &str) -> Result<(i64, S)> {
+        Ok(
+            match Limit::find_by_id(key.to_string()).one(&self.db).await? {
+                // A state we cannot read is treated as empty rather than failing every login.
+                Some(row) => (
+                    row.version,
+                    serde_json::from_str(&row.state).unwrap_or_default(),
+                ),
+                None => (0, S::default()),
+            },
+        )
     }
 
-    pub fn success(&self, username: &str, ip: Option<&str>, now: i64) {
-        let slot = self.user(username);
-        let mut u = slot.lock().unwrap_or_else(|p| p.into_inner());
-        u.failures = 0;
-        if let Some(ip) = ip {
-            u.trusted.retain(|(t, _)| t != ip);
-            u.trusted.push_back((ip.to_string(), now));
-            while u.trusted.len() > TRUSTED_MAX {
-                u.trusted.pop_front();
+    /// Read-modify-write `key` by compare-and-swap on its version. `f` returns the row's new
+    /// expiry, or `Err` to leave the row unchanged.
+    async fn swap<S, T>(
+        &self,
+        key: &str,
+        f: impl Fn(&mut S) -> std::result::Result<i64, T>,
+    ) -> Result<std::result::Result<(), T>>
+    where
+        S: Serialize + for<'de> Deserialize<'de> + Default,
+    {
+        for _ in 0..CAS_TRIES {
+            let (version, mut state) = self.load::<S>(key).await?;
+            let expires = match f(&mut state) {
+                Ok(e) => e,
+                Err(t) => return Ok(Err(t)),
+            };
+            let json = serde_json::to_string(&state).map_err(Error::internal)?;
+            if version == 0 {
+                let row = login_limits::ActiveModel {
+                    key: Set(key.to_string()),
+                    version: Set(1),
+                    state: Set(json),
+                    expires_at: Set(expires),
+                };
+                match Limit::insert(row).exec_without_returning(&self.db).await {
+                    Ok(_) => return Ok(Ok(())),
+                    Err(e) if crate::db::is_unique_violation(&e) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            let changed = Limit::update_many()
+                .col_expr(L::Version, Expr::value(version + 1))
+                .col_expr(L::State, Expr::value(json))
+                .col_expr(L::ExpiresAt, Expr::value(expires))
+                .filter(L::Key.eq(key))
+                .filter(L::Version.eq(version))
+                .exec(&self.db)
+                .await?
+                .rows_affected;
+            if changed == 1 {
+                return Ok(Ok(()));
             }
         }
+        Err(Error::new(
+            ErrorCode::ServiceUnavailable,
+            "login throttling is under heavy contention; try again",
+        ))
     }
 }
 
@@ -128,73 +311,61 @@ impl LoginLimiter {
 mod tests {
     use super::*;
 
-    fn limiter() -> LoginLimiter {
-        LoginLimiter::new(Limits {
-            user_free: 5,
-            user_max_backoff: 900,
-            ip_max: 20,
-            ip_window: 300,
-        })
-    }
+    const L: Limits = Limits {
+        user_free: 5,
+        user_max_backoff: 900,
+        ip_max: 20,
+        ip_window: 300,
+    };
 
     #[test]
     fn user_backoff_grows_exponentially_and_caps() {
-        let l = limiter();
+        let mut u = UserState::default();
         let t = 1_000;
-        for i in 0..5 {
-            assert!(l.check("alice", Some("10.0.0.1"), t + i).is_ok());
-            l.failure("alice", Some(&format!("10.0.0.{i}")), t + i);
+        for _ in 0..5 {
+            assert_eq!(L.user_wait(&u, None, t), None);
+            u.failures += 1;
+            u.last = t;
         }
-        // Sixth attempt right away: 1 s back-off from the fifth failure.
-        assert_eq!(l.check("alice", None, t + 4), Err(1));
-        l.failure("alice", None, t + 5);
-        assert_eq!(l.check("alice", None, t + 5), Err(2));
-        for _ in 0..20 {
-            l.failure("alice", None, t + 5);
-        }
-        assert_eq!(
-            l.check("alice", None, t + 5),
-            Err(900),
-            "capped at 15 minutes"
-        );
-        assert!(l.check("alice", None, t + 905).is_ok());
-        // Usernames are independent.
-        assert!(l.check("bob", None, t + 5).is_ok());
+        assert_eq!(L.user_wait(&u, None, t), Some(1), "1 s after the fifth");
+        u.failures += 1;
+        assert_eq!(L.user_wait(&u, None, t), Some(2));
+        u.failures += 20;
+        assert_eq!(L.user_wait(&u, None, t), Some(900), "capped at 15 minutes");
+        assert_eq!(L.user_wait(&u, None, t + 900), None);
     }
 
     #[test]
-    fn trusted_address_is_exempt_and_success_resets() {
-        let l = limiter();
-        l.success("alice", Some("192.0.2.7"), 0);
-        for i in 0..10 {
-            l.failure("alice", Some(&format!("203.0.113.{i}")), 100);
-        }
+    fn trusted_address_is_exempt() {
+        let u = UserState {
+            failures: 10,
+            last: 100,
+            trusted: vec![("192.0.2.7".into(), 0)],
+        };
+        assert!(L.user_wait(&u, Some("203.0.113.99"), 100).is_some());
+        assert_eq!(L.user_wait(&u, Some("192.0.2.7"), 100), None);
+        let later = UserState {
+            last: TRUST_FOR + 1,
+            ..u
+        };
         assert!(
-            l.check("alice", Some("203.0.113.99"), 100).is_err(),
-            "attacker addresses wait"
-        );
-        assert!(
-            l.check("alice", Some("192.0.2.7"), 100).is_ok(),
-            "the user's own device does not"
-        );
-        l.success("alice", Some("192.0.2.7"), 101);
-        assert!(
-            l.check("alice", Some("203.0.113.99"), 101).is_ok(),
-            "a success resets the count"
+            L.user_wait(&later, Some("192.0.2.7"), TRUST_FOR + 1)
+                .is_some(),
+            "trust lasts 30 days"
         );
     }
 
     #[test]
     fn address_window_slides() {
-        let l = limiter();
-        for i in 0..20 {
-            l.failure(&format!("user{i}"), Some("198.51.100.1"), 1000 + i);
-        }
-        assert_eq!(l.check("fresh", Some("198.51.100.1"), 1019), Err(281));
-        assert!(
-            l.check("fresh", Some("198.51.100.1"), 1300).is_ok(),
-            "the oldest failure left the window"
+        let mut a = AddrState {
+            at: (0..20).map(|i| 1000 + i).collect(),
+        };
+        assert_eq!(L.addr_wait(&mut a, 1019), Some(281));
+        assert_eq!(
+            L.addr_wait(&mut a, 1300),
+            None,
+            "the oldest left the window"
         );
-        assert!(l.check("fresh", Some("198.51.100.2"), 1019).is_ok());
+        assert_eq!(a.at.len(), 19);
     }
 }

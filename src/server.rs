@@ -1,34 +1,56 @@
 //! Running the server: our own accept loop over hyper, so that connection-level limits are
-//! explicit (a header-read timeout, a cap on open connections, a bounded header buffer),
-//! plus background synchronisation, the scheduler, and graceful shutdown.
+//! explicit, plus background synchronisation, the scheduler, and graceful shutdown.
+//!
+//! Connection limits (SPEC section 6, "Idle and slow connections"):
+//! - a connection must deliver a complete request head within `KEYMINT_HEADER_TIMEOUT` of being
+//!   accepted, whatever it sent (nothing, part of a line, an HTTP/2 preface): our own watchdog
+//!   measures from accept, because hyper's header-read timer starts only after the
+//!   HTTP/1-vs-HTTP/2 detection;
+//! - a connection with no request in flight (HTTP/1.1 between requests, HTTP/2 with no open
+//!   stream) closes after `KEYMINT_IDLE_TIMEOUT`; bytes that are not a request (pings,
+//!   trickled headers) do not keep it open;
+//! - at most `KEYMINT_MAX_CONNECTIONS_PER_ADDRESS` per client address (IPv6 per /64; trusted
+//!   proxies exempt), and a global cap below the process's file-descriptor limit, so one
+//!   address can never take every slot.
 //!
 //! Shutdown: stop accepting, let in-flight requests finish (their database writes included),
 //! stop the scheduler and sync loop, then return so the process exits 0.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
-use std::time::Duration;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
-use tower::ServiceExt;
+use tower::Service;
 
 use crate::state::{App, AppState};
 use crate::tokens::now;
 
-/// A client must send its request headers within this time (slowloris).
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// Connections held open at once; further connections are closed at accept.
+/// Connections held open at once (further ones are closed at accept), unless the process's
+/// file-descriptor limit is lower.
 pub const MAX_CONNECTIONS: usize = 4096;
+/// Descriptors kept free for the database pool, key files and logs.
+const FD_RESERVE: u64 = 128;
 /// Largest request head (line + headers) hyper buffers; tokens are at most 8 KiB.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// How long a graceful shutdown waits for in-flight requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a connection closed for idleness may take to say goodbye (HTTP/2 GOAWAY).
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// The listeners `serve` runs: the API, and optionally a separate one for `/metrics`.
+pub struct Listeners {
+    pub api: TcpListener,
+    pub metrics: Option<TcpListener>,
+}
 
 /// Serve `app` on `listener` until `shutdown` resolves, then drain in-flight requests.
 pub async fn serve(
@@ -36,25 +58,214 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_all(
+        app,
+        Listeners {
+            api: listener,
+            metrics: None,
+        },
+        shutdown,
+    )
+    .await
+}
+
+/// `serve`, with an optional metrics listener (`KEYMINT_METRICS_BIND`).
+pub async fn serve_all(
+    app: Arc<App>,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
-    let sync = tokio::spawn(sync_loop(app.clone(), stop_rx));
+    let sync = tokio::spawn(sync_loop(app.clone(), stop_rx.clone()));
     let mut jobs = crate::jobs::start(app.clone())
         .await
         .map_err(std::io::Error::other)?;
+    let limits = ConnLimits::from_app(&app);
+    let metrics_task = listeners.metrics.map(|l| {
+        let router = crate::http::metrics_router(AppState(app.clone()));
+        tokio::spawn(accept_loop(l, router, limits.clone(), stop_rx.clone()))
+    });
     let router = crate::http::router(AppState(app));
-    let graceful = GracefulShutdown::new();
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let (stop_accepting, accepting) = watch::channel(false);
+    let api = tokio::spawn(accept_loop(listeners.api, router, limits, accepting));
+    shutdown.await;
+    tracing::info!("draining in-flight requests");
+    let _ = stop_accepting.send(true);
+    let _ = api.await;
+    let _ = stop_tx.send(true);
+    if let Some(t) = metrics_task {
+        let _ = t.await;
+    }
+    if let Err(e) = jobs.shutdown().await {
+        tracing::warn!("scheduler shutdown: {e}");
+    }
+    let _ = sync.await;
+    Ok(())
+}
+
+/// Connection-level limits, shared by the listeners of one process.
+#[derive(Clone)]
+struct ConnLimits {
+    head: Duration,
+    idle: Duration,
+    per_address: u32,
+    trusted: Arc<Vec<crate::net::Cidr>>,
+    open: OpenPerAddress,
+    slots: Arc<Semaphore>,
+    total: u32,
+}
+
+impl ConnLimits {
+    fn from_app(app: &App) -> Self {
+        let total = MAX_CONNECTIONS.min(fd_budget()) as u32;
+        Self {
+            head: app.config.header_timeout,
+            idle: app.config.idle_timeout,
+            per_address: app.config.max_connections_per_address,
+            trusted: Arc::new(app.config.trusted_proxies.clone()),
+            open: Arc::new(Mutex::new(HashMap::new())),
+            slots: Arc::new(Semaphore::new(total as usize)),
+            total,
+        }
+    }
+
+    /// Count a connection from `ip`; `None` when that address already holds its share.
+    fn admit(&self, ip: IpAddr) -> Option<AddressSlot> {
+        if self.trusted.iter().any(|c| c.contains(ip)) {
+            return Some(AddressSlot(None));
+        }
+        let key = crate::net::limit_key(ip);
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let n = open.entry(key.clone()).or_insert(0);
+        if *n >= self.per_address {
+            return None;
+        }
+        *n += 1;
+        Some(AddressSlot(Some((key, self.open.clone()))))
+    }
+}
+
+/// One connection's share of its address's allowance, returned on drop.
+struct AddressSlot(Option<(String, OpenPerAddress)>);
+
+/// Open connections by address key.
+type OpenPerAddress = Arc<Mutex<HashMap<String, u32>>>;
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        if let Some((key, open)) = self.0.take() {
+            let mut open = open.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(n) = open.get_mut(&key) {
+                *n -= 1;
+                if *n == 0 {
+                    open.remove(&key);
+                }
+            }
+        }
+    }
+}
+
+/// Raise the soft descriptor limit to the hard one and return how many connections fit.
+fn fd_budget() -> usize {
+    #[cfg(unix)]
+    {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit/setrlimit read and write a plain struct we own.
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+                if lim.rlim_cur < lim.rlim_max {
+                    let raised = libc::rlimit {
+                        rlim_cur: lim.rlim_max,
+                        rlim_max: lim.rlim_max,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                        lim.rlim_cur = lim.rlim_max;
+                    }
+                }
+                let cur = lim.rlim_cur;
+                return cur
+                    .saturating_sub(FD_RESERVE)
+                    .clamp(16, MAX_CONNECTIONS as u64) as usize;
+            }
+        }
+    }
+    MAX_CONNECTIONS
+}
+
+/// What the watchdog knows about one connection.
+struct ConnActivity {
+    opened: Instant,
+    /// A complete request head has arrived at least once.
+    served: AtomicBool,
+    in_flight: AtomicUsize,
+    /// Milliseconds after `opened` when the last request finished.
+    last_done_ms: AtomicU64,
+}
+
+/// Held while a request is being handled.
+struct InFlight(Arc<ConnActivity>);
+
+impl InFlight {
+    fn start(a: &Arc<ConnActivity>) -> Self {
+        a.served.store(true, SeqCst);
+        a.in_flight.fetch_add(1, SeqCst);
+        InFlight(a.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let ms = self.0.opened.elapsed().as_millis() as u64;
+        self.0.last_done_ms.store(ms, SeqCst);
+        self.0.in_flight.fetch_sub(1, SeqCst);
+    }
+}
+
+/// Resolves when the connection has been without a request for too long: `head` after
+/// opening when no request head ever arrived, `idle` after the last request finished.
+async fn watchdog(a: Arc<ConnActivity>, head: Duration, idle: Duration) {
+    loop {
+        let deadline = if !a.served.load(SeqCst) {
+            a.opened + head
+        } else if a.in_flight.load(SeqCst) > 0 {
+            Instant::now() + idle
+        } else {
+            a.opened + Duration::from_millis(a.last_done_ms.load(SeqCst)) + idle
+        };
+        if Instant::now() >= deadline && a.in_flight.load(SeqCst) == 0 {
+            return;
+        }
+        tokio::time::sleep_until(deadline.into()).await;
+    }
+}
+
+fn http_builder() -> Builder<TokioExecutor> {
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
         .max_buf_size(MAX_HEAD_BYTES);
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_header_list_size(MAX_HEAD_BYTES as u32);
-    tokio::pin!(shutdown);
+        .max_header_list_size(MAX_HEAD_BYTES as u32)
+        .max_concurrent_streams(64);
+    builder
+}
+
+/// Accept connections on `listener` until `stop` turns true, then drain them.
+async fn accept_loop(
+    listener: TcpListener,
+    router: axum::Router,
+    limits: ConnLimits,
+    mut stop: watch::Receiver<bool>,
+) {
+    let builder = Arc::new(http_builder());
+    // Held by every connection task; the drain waits until all are returned.
+    let live = Arc::new(Semaphore::new(limits.total as usize));
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -66,41 +277,95 @@ pub async fn serve(
                     continue;
                 }
             },
-            _ = &mut shutdown => break,
+            _ = stopped(&mut stop) => break,
         };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
+        let Some(addr_slot) = limits.admit(peer.ip()) else {
+            tracing::debug!(%peer, "per-address connection limit reached; closing");
+            continue;
+        };
+        let Ok(slot) = limits.slots.clone().try_acquire_owned() else {
             tracing::warn!(%peer, "connection limit reached; closing new connection");
             continue;
         };
+        let Ok(live_slot) = live.clone().try_acquire_owned() else {
+            continue;
+        };
         let _ = stream.set_nodelay(true);
-        let svc = router.clone().map_request(
-            move |mut req: axum::extract::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(ConnectInfo(peer));
-                req
-            },
-        );
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(svc));
-        let conn = graceful.watch(conn.into_owned());
+        let conn = ConnTask {
+            builder: builder.clone(),
+            router: router.clone(),
+            peer,
+            head: limits.head,
+            idle: limits.idle,
+            stop: stop.clone(),
+        };
         tokio::spawn(async move {
-            let _ = conn.await;
-            drop(slot);
+            conn.run(stream).await;
+            drop((slot, addr_slot, live_slot));
         });
     }
     drop(listener);
-    tracing::info!("draining in-flight requests");
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+    if tokio::time::timeout(DRAIN_TIMEOUT, live.acquire_many(limits.total))
         .await
         .is_err()
     {
         tracing::warn!("in-flight requests still running after {DRAIN_TIMEOUT:?}; closing");
     }
-    let _ = stop_tx.send(true);
-    if let Err(e) = jobs.shutdown().await {
-        tracing::warn!("scheduler shutdown: {e}");
+}
+
+/// Resolves once `stop` is true (or its sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await.map(|_| ());
+}
+
+struct ConnTask {
+    builder: Arc<Builder<TokioExecutor>>,
+    router: axum::Router,
+    peer: SocketAddr,
+    head: Duration,
+    idle: Duration,
+    stop: watch::Receiver<bool>,
+}
+
+impl ConnTask {
+    async fn run(mut self, stream: tokio::net::TcpStream) {
+        let activity = Arc::new(ConnActivity {
+            opened: Instant::now(),
+            served: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
+            last_done_ms: AtomicU64::new(0),
+        });
+        let (router, peer, act) = (self.router.clone(), self.peer, activity.clone());
+        let svc = tower::service_fn(
+            move |mut req: axum::extract::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                let guard = InFlight::start(&act);
+                let mut router = router.clone();
+                async move {
+                    let resp = router.call(req).await;
+                    drop(guard);
+                    resp
+                }
+            },
+        );
+        let conn = self
+            .builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(svc));
+        tokio::pin!(conn);
+        let drain = tokio::select! {
+            _ = conn.as_mut() => return,
+            _ = watchdog(activity.clone(), self.head, self.idle) => {
+                if !activity.served.load(SeqCst) {
+                    // Never spoke HTTP in time: no goodbye owed.
+                    return;
+                }
+                CLOSE_GRACE
+            }
+            _ = stopped(&mut self.stop) => DRAIN_TIMEOUT,
+        };
+        conn.as_mut().graceful_shutdown();
+        let _ = tokio::time::timeout(drain, conn).await;
     }
-    let _ = sync.await;
-    Ok(())
 }
 
 /// Re-read keys and revocations written by other instances every `sync_interval`.

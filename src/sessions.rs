@@ -158,7 +158,7 @@ impl Sessions {
             revoked_at: Set(None),
             revoked_reason: Set(None),
         };
-        let tok_row = token_row(&rjti, &family, now, rexp);
+        let tok_row = token_row(&rjti, &family, now, rexp, &access);
         self.db
             .transaction::<_, (), Error>(|txn| {
                 Box::pin(async move {
@@ -235,7 +235,7 @@ impl Sessions {
         let won = {
             let (old, new_row, fid, nj) = (
                 claims.jti.clone(),
-                token_row(&new_jti, &family.id, now, rexp),
+                token_row(&new_jti, &family.id, now, rexp, &access),
                 family.id.clone(),
                 new_jti.clone(),
             );
@@ -277,21 +277,10 @@ impl Sessions {
         }
         let within_grace =
             self.reuse_grace > 0 && row.used_at.is_some_and(|u| now - u <= self.reuse_grace);
-        if within_grace {
-            // A client that lost the response may retry: issue another pair in the family.
-            let new_row = token_row(&new_jti, &family.id, now, rexp);
-            let fid = family.id.clone();
-            self.db
-                .transaction::<_, (), Error>(|txn| {
-                    Box::pin(async move {
-                        rt::Entity::insert(new_row)
-                            .exec_without_returning(txn)
-                            .await?;
-                        extend_family(txn, &fid, rexp).await
-                    })
-                })
-                .await?;
-            return Ok(self.pair(access, signed, rexp, now));
+        if within_grace && let Some(pair) = self.replay_successor(&row, &claims, now).await? {
+            // A client that lost the response retries: it gets the very pair the first
+            // refresh issued, never a second live branch of the family.
+            return Ok(pair);
         }
         self.revoke_family(&family.id, "refresh token reuse", now)
             .await?;
@@ -307,6 +296,46 @@ impl Sessions {
             ErrorCode::RefreshTokenReused,
             "this refresh token was already used; its whole session has been revoked",
         ))
+    }
+
+    /// The pair issued when `spent` was exchanged, signed again from its stored claims (RS256
+    /// signatures are deterministic, so with the same keys these are the same bytes). `None`
+    /// when the successor is itself spent or revoked, or its claims were not recorded.
+    async fn replay_successor(
+        &self,
+        spent: &rt::Model,
+        claims: &RefreshClaims,
+        now: i64,
+    ) -> Result<Option<TokenPair>> {
+        let Some(next) = &spent.replaced_by else {
+            return Ok(None);
+        };
+        let Some(row) = rt::Entity::find_by_id(next.clone()).one(&self.db).await? else {
+            return Ok(None);
+        };
+        if row.used_at.is_some() || row.revoked_at.is_some() {
+            return Ok(None);
+        }
+        let Some(access) = row
+            .access_claims
+            .as_deref()
+            .and_then(|j| serde_json::from_str::<AccessClaims>(j).ok())
+        else {
+            return Ok(None);
+        };
+        let refresh = RefreshClaims {
+            iss: self.tokens.issuer.clone(),
+            sub: claims.sub.clone(),
+            aud: self.tokens.issuer.clone(),
+            exp: row.expires_at,
+            iat: row.issued_at,
+            nbf: row.issued_at,
+            jti: row.jti.clone(),
+            token_type: "refresh".into(),
+            fam: row.family_id.clone(),
+        };
+        let signed = self.sign_pair(access.clone(), refresh).await?;
+        Ok(Some(self.pair(access, signed, row.expires_at, now)))
     }
 
     /// Revoke a whole family: its refresh tokens and the access tokens issued from it.
@@ -414,8 +443,15 @@ fn revoked() -> Error {
     Error::new(ErrorCode::TokenRevoked, "the token has been revoked")
 }
 
-fn token_row(jti: &str, family: &str, now: i64, exp: i64) -> rt::ActiveModel {
+fn token_row(
+    jti: &str,
+    family: &str,
+    now: i64,
+    exp: i64,
+    access: &AccessClaims,
+) -> rt::ActiveModel {
     rt::ActiveModel {
+        access_claims: Set(serde_json::to_string(access).ok()),
         jti: Set(jti.to_string()),
         family_id: Set(family.to_string()),
         issued_at: Set(now),

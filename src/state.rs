@@ -106,7 +106,7 @@ impl App {
             metrics: metrics.clone(),
         };
         let clients = ClientStore::new(db.clone());
-        let limiter = LoginLimiter::new(config.login_limits);
+        let limiter = LoginLimiter::new(config.login_limits, db.clone());
         Ok(App {
             config,
             db,
@@ -183,11 +183,19 @@ impl App {
         Ok(claims)
     }
 
-    /// `authenticate`, plus: the token's user exists, is enabled and holds the admin role now.
+    /// `authenticate`, plus: the token is first-party (no `client_id`), its user exists, is enabled and holds the admin role now.
     /// Roles are read from the user store, not the token, so a demoted admin loses access at
     /// once (within the 1 s user cache on other instances).
     pub async fn admin(&self, token: &str, now: i64) -> Result<AccessClaims> {
         let claims = self.authenticate(token, now)?;
+        if claims.client_id.is_some() {
+            // A token minted for an OAuth client never carries admin power (SPEC section 4):
+            // the admin who signed in to a third-party app did not hand it /admin.
+            return Err(Error::new(
+                ErrorCode::Forbidden,
+                "admin requests need a first-party token (from /auth/login), not a client's",
+            ));
+        }
         match self.users.by_id(&claims.sub).await? {
             Some(u) if !u.disabled && u.is_admin() => Ok(claims),
             _ => Err(Error::new(

@@ -4,10 +4,16 @@
 
 use std::sync::Arc;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use std::cell::RefCell;
+
+use argon2::password_hash::{PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use base64::Engine;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,
+    QueryOrder, TransactionTrait,
+};
 use serde::Serialize;
 use tokio::sync::Semaphore;
 use utoipa::ToSchema;
@@ -157,26 +163,73 @@ fn lower_priority() {
 #[cfg(not(target_os = "linux"))]
 fn lower_priority() {}
 
-fn argon() -> Argon2<'static> {
+fn params() -> Params {
     // OWASP: m=19 MiB, t=2, p=1. `Params::new` only fails on out-of-range values.
-    let params = Params::new(19 * 1024, 2, 1, None).unwrap_or_default();
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+    Params::new(19 * 1024, 2, 1, None).unwrap_or_default()
 }
 
-/// Hash a password with argon2id (blocking: ~tens of ms of CPU and 19 MiB).
+thread_local! {
+    /// argon2's working memory, kept per hashing thread and reused by every hash on it, so
+    /// memory stays at one block set per thread at any login concurrency (allocating 19 MiB
+    /// per hash left that much in each thread's malloc arena).
+    static BLOCKS: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Raw argon2id of `pw` with `salt` into `out`, on this thread's reused memory.
+fn argon2id_into(params: Params, pw: &[u8], salt: &[u8], out: &mut [u8]) -> Result<(), String> {
+    let need = params.block_count();
+    let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+    BLOCKS.with(|b| {
+        let mut blocks = b.borrow_mut();
+        if blocks.len() < need {
+            blocks.resize(need, Block::default());
+        }
+        argon
+            .hash_password_into_with_memory(pw, salt, out, &mut blocks[..need])
+            .map_err(|e| e.to_string())
+    })
+}
+
+/// Hash a password with argon2id into a PHC string (blocking: ~tens of ms of CPU).
 pub fn hash_blocking(pw: &[u8]) -> Result<String, String> {
     let salt = SaltString::generate(&mut rand::rngs::OsRng);
-    argon()
-        .hash_password(pw, &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| e.to_string())
+    let mut raw = [0u8; 64];
+    let raw = salt.decode_b64(&mut raw).map_err(|e| e.to_string())?;
+    let p = params();
+    let mut out = [0u8; 32];
+    argon2id_into(p.clone(), pw, raw, &mut out)?;
+    Ok(format!(
+        "$argon2id$v=19$m={},t={},p={}${}${}",
+        p.m_cost(),
+        p.t_cost(),
+        p.p_cost(),
+        salt.as_str(),
+        base64::engine::general_purpose::STANDARD_NO_PAD.encode(out)
+    ))
 }
 
-/// Check a password against an argon2 hash string (blocking).
+/// Check a password against an argon2id PHC string (blocking), in constant time.
 pub fn verify_blocking(hash: &str, pw: &[u8]) -> bool {
-    PasswordHash::new(hash)
-        .map(|h| argon().verify_password(pw, &h).is_ok())
-        .unwrap_or(false)
+    let Ok(h) = PasswordHash::new(hash) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (h.salt, h.hash) else {
+        return false;
+    };
+    if h.algorithm.as_str() != "argon2id" || h.version.is_some_and(|v| v != 0x13) {
+        return false;
+    }
+    let Ok(p) = Params::try_from(&h) else {
+        return false;
+    };
+    let mut raw = [0u8; 64];
+    let Ok(raw) = salt.decode_b64(&mut raw) else {
+        return false;
+    };
+    let expected = expected.as_bytes();
+    let mut out = vec![0u8; expected.len()];
+    argon2id_into(p, pw, raw, &mut out).is_ok()
+        && subtle::ConstantTimeEq::ct_eq(out.as_slice(), expected).into()
 }
 
 impl PasswordHasher {
@@ -184,10 +237,21 @@ impl PasswordHasher {
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
-        let dummy = hash_blocking(b"keymint-dummy-password").map_err(Error::internal)?;
+        let pool = HashPool::new(cores)?;
+        // On a hashing thread, whose memory is reused anyway, not on the caller's.
+        let (tx, rx) = std::sync::mpsc::channel();
+        pool.tx
+            .send(Box::new(move || {
+                let _ = tx.send(hash_blocking(b"keymint-dummy-password"));
+            }))
+            .map_err(|_| Error::internal("password hashing pool stopped"))?;
+        let dummy = rx
+            .recv()
+            .map_err(|_| Error::internal("password hashing job lost"))?
+            .map_err(Error::internal)?;
         Ok(Self {
             permits: Semaphore::new(cores),
-            pool: HashPool::new(cores)?,
+            pool,
             dummy,
         })
     }
@@ -315,74 +379,129 @@ impl UserStore {
     }
 
     pub async fn set_roles(&self, id: &str, roles: &[String], now: i64) -> Result<User> {
-        let roles = validate_roles(roles).map_err(Error::validation)?;
-        let json = serde_json::to_string(&roles).map_err(Error::internal)?;
-        self.update(
-            id,
-            vec![(U::Roles, json.into()), (U::UpdatedAt, now.into())],
-        )
-        .await
+        let change = UserChange {
+            roles: Some(roles.to_vec()),
+            ..Default::default()
+        };
+        self.change(id, change, now).await
     }
 
     pub async fn set_disabled(&self, id: &str, disabled: bool, now: i64) -> Result<User> {
-        self.update(
-            id,
-            vec![(U::Disabled, disabled.into()), (U::UpdatedAt, now.into())],
-        )
-        .await
+        let change = UserChange {
+            disabled: Some(disabled),
+            ..Default::default()
+        };
+        self.change(id, change, now).await
     }
 
     pub async fn set_password(&self, id: &str, password: &str, now: i64) -> Result<User> {
-        validate_password(password).map_err(Error::validation)?;
-        let hash = self.hasher.hash(password).await?;
-        self.update(
-            id,
-            vec![(U::PasswordHash, hash.into()), (U::UpdatedAt, now.into())],
-        )
-        .await
+        let change = UserChange {
+            password: Some(password.to_string()),
+            ..Default::default()
+        };
+        self.change(id, change, now).await
     }
 
-    async fn update(&self, id: &str, cols: Vec<(U, sea_orm::Value)>) -> Result<User> {
-        let mut q = Users::update_many().filter(U::Id.eq(id));
-        for (c, v) in cols {
-            q = q.col_expr(c, Expr::value(v));
+    /// Apply `change` at once (all or nothing). `CONFLICT` when it would leave no enabled
+    /// admin; `NOT_FOUND` when there is no such user.
+    pub async fn change(&self, id: &str, change: UserChange, now: i64) -> Result<User> {
+        let mut cols: Vec<(U, sea_orm::Value)> = vec![(U::UpdatedAt, now.into())];
+        if let Some(roles) = &change.roles {
+            let roles = validate_roles(roles).map_err(Error::validation)?;
+            let json = serde_json::to_string(&roles).map_err(Error::internal)?;
+            cols.push((U::Roles, json.into()));
         }
-        let changed = q.exec(&self.db).await?.rows_affected;
-        self.by_id.invalidate(id);
-        if changed == 0 {
-            return Err(Error::not_found("user"));
+        if let Some(pw) = &change.password {
+            validate_password(pw).map_err(Error::validation)?;
+            // Hash before the transaction: argon2 takes tens of milliseconds.
+            cols.push((U::PasswordHash, self.hasher.hash(pw).await?.into()));
         }
+        if let Some(d) = change.disabled {
+            cols.push((U::Disabled, d.into()));
+        }
+        self.guarded(id, Op::Update(cols)).await?;
         self.by_id(id)
             .await?
             .ok_or_else(|| Error::not_found("user"))
     }
 
-    /// Delete a user row.
+    /// Delete a user row; `CONFLICT` for the last enabled admin.
     pub async fn delete(&self, id: &str) -> Result<()> {
-        Users::delete_by_id(id.to_string()).exec(&self.db).await?;
+        self.guarded(id, Op::Delete).await
+    }
+
+    /// Run `op` on user `id` in a transaction that holds the users table's write lock and
+    /// refuses to commit when it took away the last enabled admin. The lock serialises every
+    /// such change (on SQLite the first statement is a write, which takes the database's
+    /// write lock; on Postgres a self-conflicting table lock), so two admins disabling each
+    /// other at once cannot both succeed: the second sees the first's result.
+    async fn guarded(&self, id: &str, op: Op) -> Result<()> {
+        let txn = self.db.begin().await?;
+        if txn.get_database_backend() == DbBackend::Postgres {
+            txn.execute_unprepared("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE")
+                .await?;
+        } else {
+            Users::update_many()
+                .col_expr(U::UpdatedAt, Expr::col(U::UpdatedAt))
+                .filter(U::Id.eq(id))
+                .exec(&txn)
+                .await?;
+        }
+        let before = Users::find_by_id(id.to_string())
+            .one(&txn)
+            .await?
+            .map(|r| User::from_row(&r))
+            .ok_or_else(|| Error::not_found("user"))?;
+        match op {
+            Op::Update(cols) => {
+                let mut q = Users::update_many().filter(U::Id.eq(id));
+                for (c, v) in cols {
+                    q = q.col_expr(c, Expr::value(v));
+                }
+                q.exec(&txn).await?;
+            }
+            Op::Delete => {
+                Users::delete_by_id(id.to_string()).exec(&txn).await?;
+            }
+        }
+        if before.is_admin() && !before.disabled && count_admins(&txn).await? == 0 {
+            return Err(Error::new(
+                ErrorCode::Conflict,
+                "this would leave no enabled admin",
+            ));
+        }
+        txn.commit().await?;
         self.by_id.invalidate(id);
         Ok(())
     }
 
-    /// How many enabled users hold the admin role.
-    pub async fn enabled_admins(&self) -> Result<usize> {
-        let rows = Users::find()
-            .filter(U::Disabled.eq(false))
-            .filter(U::Roles.contains("\"admin\""))
-            .all(&self.db)
-            .await?;
-        Ok(rows.iter().filter(|r| User::from_row(r).is_admin()).count())
-    }
-
     /// True when some enabled user holds the admin role.
     pub async fn admin_exists(&self) -> Result<bool> {
-        let rows = Users::find()
-            .filter(U::Disabled.eq(false))
-            .filter(U::Roles.contains("\"admin\""))
-            .all(&self.db)
-            .await?;
-        Ok(rows.iter().any(|r| User::from_row(r).is_admin()))
+        Ok(count_admins(&self.db).await? > 0)
     }
+}
+
+/// A change to a user; absent fields stay as they are.
+#[derive(Default)]
+pub struct UserChange {
+    pub roles: Option<Vec<String>>,
+    pub disabled: Option<bool>,
+    pub password: Option<String>,
+}
+
+enum Op {
+    Update(Vec<(U, sea_orm::Value)>),
+    Delete,
+}
+
+/// How many enabled users hold the admin role (on `db` or inside a transaction).
+async fn count_admins(db: &impl ConnectionTrait) -> Result<usize> {
+    let rows = Users::find()
+        .filter(U::Disabled.eq(false))
+        .filter(U::Roles.contains("\"admin\""))
+        .all(db)
+        .await?;
+    Ok(rows.iter().filter(|r| User::from_row(r).is_admin()).count())
 }
 
 #[cfg(test)]

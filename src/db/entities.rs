@@ -97,6 +97,8 @@ pub mod refresh_tokens {
         pub used_at: Option<i64>,
         pub replaced_by: Option<String>,
         pub revoked_at: Option<i64>,
+        /// JSON of the access claims issued with this token (reuse grace re-signs them).
+        pub access_claims: Option<String>,
     }
     no_relations!();
 }
@@ -154,6 +156,10 @@ pub mod audit_events {
         pub ip: Option<String>,
         /// JSON object with event-specific fields; never a secret.
         pub detail: String,
+        /// How many attempts this record stands for (aggregated failures).
+        pub count: i64,
+        /// Aggregation key of a repeated event; `NULL` for ordinary events.
+        pub dedup: Option<String>,
     }
     no_relations!();
 }
@@ -170,6 +176,24 @@ pub mod job_runs {
         pub tick: i64,
         pub instance: String,
         pub started_at: i64,
+    }
+    no_relations!();
+}
+
+pub mod login_limits {
+    use sea_orm::entity::prelude::*;
+
+    /// Throttling state of one username or client address, shared by every instance and
+    /// changed only by compare-and-swap on `version`.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "login_limits")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub key: String,
+        pub version: i64,
+        /// JSON of `ratelimit::UserState` or `ratelimit::AddrState`.
+        pub state: String,
+        pub expires_at: i64,
     }
     no_relations!();
 }

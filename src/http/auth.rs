@@ -12,11 +12,9 @@ use utoipa::ToSchema;
 use crate::audit::{self, Event};
 use crate::error::{Error, ErrorBody, ErrorCode};
 use crate::http::extract::{ApiJson, Bearer, ClientIp};
-use crate::metrics::Login;
 use crate::sessions::{Grant, TokenPair};
-use crate::state::{App, AppState};
+use crate::state::AppState;
 use crate::tokens::now;
-use crate::users::User;
 
 /// Username and password.
 #[derive(Deserialize, ToSchema)]
@@ -89,13 +87,6 @@ fn token_response(p: TokenPair) -> Response {
     no_store(Json(body).into_response())
 }
 
-fn bad_credentials() -> Error {
-    Error::new(
-        ErrorCode::InvalidCredentials,
-        "invalid username or password",
-    )
-}
-
 /// Log in with a username and password.
 #[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest,
     responses(
@@ -113,7 +104,8 @@ pub async fn login(
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<Response, Error> {
     let now = now();
-    let user = check_password(&s, &req.username, &req.password, ip.as_deref(), now).await?;
+    let user =
+        crate::login::check_password(&s, &req.username, &req.password, ip.as_deref(), now).await?;
     let grant = Grant {
         scope: "profile".into(),
         audience: s.config.audience.clone(),
@@ -131,63 +123,6 @@ pub async fn login(
     )
     .await;
     Ok(token_response(pair))
-}
-
-/// Check a username and password (shared by `/auth/login` and the password grant). Unknown
-/// user, wrong password and disabled user all cost one argon2 verification and give the same
-/// `INVALID_CREDENTIALS`; every failure is audited and counted by the login limiter, which
-/// answers `RATE_LIMITED` before any hashing once a username or address is throttled.
-pub async fn check_password(
-    app: &App,
-    username: &str,
-    password: &str,
-    ip: Option<&str>,
-    now: i64,
-) -> Result<User, Error> {
-    if let Err(wait) = app.limiter.check(username, ip, now) {
-        audit::record(
-            &app.db,
-            Event::new("login", "throttled")
-                .ip(ip)
-                .detail(json!({"username": username, "retry_after": wait})),
-            now,
-        )
-        .await;
-        app.metrics.login(Login::Throttled);
-        return Err(Error::rate_limited(wait));
-    }
-    let creds = if crate::users::validate_username(username).is_ok() {
-        app.users.by_username(username).await?
-    } else {
-        None
-    };
-    let ok = app
-        .users
-        .hasher()
-        .verify(creds.as_ref().map(|c| c.password_hash.as_str()), password)
-        .await?;
-    match creds {
-        Some(c) if ok && !c.user.disabled => {
-            app.limiter.success(username, ip, now);
-            app.metrics.login(Login::Ok);
-            Ok(c.user)
-        }
-        other => {
-            app.limiter.failure(username, ip, now);
-            app.metrics.login(Login::Failed);
-            let subject = other.map(|c| c.user.id);
-            audit::record(
-                &app.db,
-                Event::new("login", "failed")
-                    .subject(subject.as_deref())
-                    .ip(ip)
-                    .detail(json!({"username": username})),
-                now,
-            )
-            .await;
-            Err(bad_credentials())
-        }
-    }
 }
 
 /// Exchange a refresh token for a new pair. Presenting a used refresh token revokes its family.

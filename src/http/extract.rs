@@ -72,18 +72,24 @@ impl FromRequestParts<AppState> for Bearer {
     }
 }
 
-/// The peer address, when the server was started with connect info.
+/// The client address limits are counted under ([`crate::net::limit_key`]): the TCP peer, or,
+/// when the peer is in `KEYMINT_TRUSTED_PROXIES`, the right-most untrusted `X-Forwarded-For`
+/// entry. `None` when the server runs without connect info.
 pub struct ClientIp(pub Option<String>);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl FromRequestParts<AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientIp(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip().to_string()),
-        ))
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, Self::Rejection> {
+        let Some(peer) = parts.extensions.get::<ConnectInfo<SocketAddr>>() else {
+            return Ok(ClientIp(None));
+        };
+        let forwarded = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok());
+        let client = crate::net::client_addr(peer.0.ip(), forwarded, &s.config.trusted_proxies);
+        Ok(ClientIp(Some(crate::net::limit_key(client))))
     }
 }

@@ -70,6 +70,19 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     api_router().split_for_parts().1
 }
 
+/// The router of `KEYMINT_METRICS_BIND`: `/metrics` and nothing else.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(|s: axum::extract::State<AppState>| async move {
+                ops::exposition(&s.0).await
+            }),
+        )
+        .fallback(|| async { Error::not_found("route") })
+        .with_state(state)
+}
+
 /// The complete application router.
 pub fn router(state: AppState) -> Router {
     let (api, doc) = api_router().split_for_parts();

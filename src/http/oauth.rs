@@ -278,7 +278,7 @@ fn pair_response(p: crate::sessions::TokenPair) -> OAuthTokenResponse {
     responses(
         (status = 200, description = "Revoked, or not a token of ours"),
         (status = 400, description = "invalid_request or unauthorized_client (the token belongs to another client)", body = OAuthErrorBody),
-        (status = 401, description = "invalid_client", body = OAuthErrorBody),
+        (status = 401, description = "invalid_client: bad client credentials, or none for a token issued to a confidential client (which stays valid)", body = OAuthErrorBody),
     ))]
 pub async fn revoke(
     State(s): State<AppState>,
@@ -300,7 +300,8 @@ pub async fn revoke(
 }
 
 /// Introspect a token (RFC 7662). The caller authenticates as a client, or with an admin's
-/// bearer token.
+/// bearer token. A client learns only about tokens issued to it or addressed to its
+/// audience (`{"active": false}` for any other); an admin sees every token.
 #[utoipa::path(post, path = "/oauth/introspect", tag = "oauth",
     request_body(content = TokenOnlyRequest, content_type = "application/x-www-form-urlencoded"),
     security(("client_basic" = []), ("bearer" = [])),
@@ -326,6 +327,7 @@ pub async fn introspect(
         &s,
         token,
         form.get("token_type_hint").map(String::as_str),
+        client.as_ref(),
         now,
     )
     .await?;

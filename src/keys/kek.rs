@@ -53,7 +53,10 @@ impl Kek {
     }
 
     /// Use `configured` when set; otherwise read `dir/kek`, creating it (0600, directory
-    /// 0700) with 32 random bytes on first start.
+    /// 0700) with 32 random bytes on first start. The file appears whole or not at all
+    /// (written to a temporary file, then linked into place, which never replaces a `kek`
+    /// that another process created meanwhile), and a `kek` readable by group or others is
+    /// refused.
     pub fn load(configured: Option<[u8; 32]>, dir: &Path) -> Result<Self, String> {
         if let Some(k) = configured {
             return Ok(Self::from_bytes(k, KekSource::Env));
@@ -65,13 +68,31 @@ impl Kek {
             rand::rngs::OsRng.fill_bytes(key.as_mut());
             let encoded =
                 Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(key.as_ref()));
-            let mut file = open_new_private(&path)?;
-            file.write_all(encoded.as_bytes())
-                .and_then(|_| file.write_all(b"\n"))
-                .and_then(|_| file.sync_all())
-                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-            tracing::info!(path = %path.display(), "created a new key-encryption key");
+            let tmp = dir.join(format!(
+                ".kek.{}.{}",
+                std::process::id(),
+                rand::random::<u64>()
+            ));
+            let written = open_new_private(&tmp).and_then(|mut file| {
+                file.write_all(encoded.as_bytes())
+                    .and_then(|_| file.write_all(b"\n"))
+                    .and_then(|_| file.sync_all())
+                    .map_err(|e| format!("cannot write {}: {e}", tmp.display()))
+            });
+            let linked = written.and_then(|_| match std::fs::hard_link(&tmp, &path) {
+                Ok(()) => {
+                    tracing::info!(path = %path.display(), "created a new key-encryption key");
+                    Ok(())
+                }
+                // Another process created it first: use theirs.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+                Err(e) => Err(format!("cannot create {}: {e}", path.display())),
+            });
+            let _ = std::fs::remove_file(&tmp);
+            linked?;
+            sync_dir(dir);
         }
+        check_private(&path)?;
         let text = Zeroizing::new(
             std::fs::read_to_string(&path)
                 .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
@@ -146,6 +167,32 @@ fn create_dir_private(dir: &Path) -> Result<(), String> {
         .map_err(|e| format!("cannot create {}: {e}", dir.display()))
 }
 
+/// Refuse a key file that group or others can read or write.
+#[cfg(unix)]
+fn check_private(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "{} is accessible to group or others (mode {:o}); run chmod 600 on it",
+            path.display(),
+            mode & 0o777
+        ));
+    }
+    Ok(())
+}
+
+/// Make a new directory entry durable (best effort).
+#[cfg(unix)]
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
 #[cfg(unix)]
 fn open_new_private(path: &Path) -> Result<std::fs::File, String> {
     use std::os::unix::fs::OpenOptionsExt;
@@ -190,5 +237,37 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         let dmode = std::fs::metadata(&keys).unwrap().permissions().mode();
         assert_eq!(dmode & 0o777, 0o700);
+        let leftovers: Vec<_> = std::fs::read_dir(&keys).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no temporary file is left behind");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_kek_file_others_can_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("keys");
+        Kek::load(None, &keys).unwrap();
+        let path = keys.join("kek");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = Kek::load(None, &keys).unwrap_err();
+        assert!(
+            err.contains(path.to_str().unwrap()) && err.contains("644"),
+            "{err}"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn concurrent_first_starts_agree_on_one_kek() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("keys");
+        let ids: Vec<String> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| Kek::load(None, &keys).unwrap().id))
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(ids.iter().all(|i| *i == ids[0]), "{ids:?}");
     }
 }

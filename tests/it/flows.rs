@@ -10,6 +10,7 @@ both_dbs!(
     login_me_and_token_shape,
     refresh_rotation_and_reuse,
     concurrent_refresh_one_winner,
+    grace_retries_get_the_same_successor,
     logout_revokes_token_and_family,
     restart_keeps_keys_and_tokens,
     jwks_caching_and_contents
@@ -395,5 +396,61 @@ async fn jwks_caching_and_contents(b: Backend) {
     assert_eq!(d, d2);
     assert_eq!(s.get("/healthz", None).await.status(), StatusCode::OK);
     assert_eq!(s.get("/readyz", None).await.status(), StatusCode::OK);
+    s.stop().await;
+}
+
+/// SPEC section 6: within `KEYMINT_REFRESH_REUSE_GRACE`, a retried refresh returns the very
+/// pair the first refresh issued (same jtis), never a second live branch of the family.
+async fn grace_retries_get_the_same_successor(b: Backend) {
+    use keymint::db::entities::refresh_tokens;
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+    let site = Site::new(b).await;
+    let s = Server::start(&site, &[("KEYMINT_REFRESH_REUSE_GRACE", "30s")]).await;
+    s.user("gina", "gina-password", &[]).await;
+    let t = s.login("gina", "gina-password").await;
+    let refresh = |token: String| {
+        let r = s
+            .http
+            .post(s.url("/auth/refresh"))
+            .json(&json!({"refresh_token": token}))
+            .send();
+        async move {
+            let r = r.await.unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+            r.json::<crate::harness::Tokens>().await.unwrap()
+        }
+    };
+    // Eight concurrent refreshes of one token, then a late retry: one successor for all.
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        set.spawn(refresh(t.refresh_token.clone()));
+    }
+    let mut pairs = Vec::new();
+    while let Some(p) = set.join_next().await {
+        pairs.push(p.unwrap());
+    }
+    pairs.push(refresh(t.refresh_token.clone()).await);
+    let jti = |tok: &str| segment(tok, 1)["jti"].as_str().unwrap().to_string();
+    for p in &pairs {
+        assert_eq!(jti(&p.refresh_token), jti(&pairs[0].refresh_token));
+        assert_eq!(jti(&p.access_token), jti(&pairs[0].access_token));
+        assert_eq!(p.refresh_token, pairs[0].refresh_token, "the same bytes");
+    }
+    let fam = segment(&t.refresh_token, 1)["fam"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let rows = refresh_tokens::Entity::find()
+        .filter(refresh_tokens::Column::FamilyId.eq(fam.clone()))
+        .count(&s.app.db)
+        .await
+        .unwrap();
+    assert_eq!(rows, 2, "the original and one successor, no second branch");
+    // The successor works, and the family stays healthy.
+    let next = refresh(pairs[0].refresh_token.clone()).await;
+    assert_eq!(
+        s.get("/auth/me", Some(&next.access_token)).await.status(),
+        200
+    );
     s.stop().await;
 }

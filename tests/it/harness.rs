@@ -320,18 +320,27 @@ pub fn free_port() -> u16 {
 impl Proc {
     /// Spawn the real binary on `site` and wait until `/readyz` answers 200.
     pub async fn spawn(site: &Site, extra: &[(&str, &str)]) -> Proc {
+        Self::spawn_with(site, extra, |_| {}).await
+    }
+
+    /// `spawn`, with a chance to adjust the command (limits, environment) first.
+    pub async fn spawn_with(
+        site: &Site,
+        extra: &[(&str, &str)],
+        tweak: impl FnOnce(&mut std::process::Command),
+    ) -> Proc {
         let port = free_port();
         let bind = format!("127.0.0.1:{port}");
         let mut env = site.env(extra);
         env.insert("KEYMINT_BIND".into(), bind.clone());
         env.insert("RUST_LOG".into(), "warn".into());
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_keymint"))
-            .arg("serve")
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_keymint"));
+        cmd.arg("serve")
             .envs(&env)
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::inherit())
-            .spawn()
-            .unwrap();
+            .stderr(std::process::Stdio::inherit());
+        tweak(&mut cmd);
+        let child = cmd.spawn().unwrap();
         let p = Proc {
             child,
             base: format!("http://{bind}"),

@@ -5,6 +5,7 @@
 
 mod harness;
 
+mod abuse;
 mod admin;
 mod attacks;
 mod cli;

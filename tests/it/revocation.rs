@@ -276,6 +276,7 @@ async fn cleanup_removes_exactly_the_expired_rows(b: Backend) {
         used_at: Set(None),
         replaced_by: Set(None),
         revoked_at: Set(None),
+        access_claims: Set(None),
     };
     refresh_tokens::Entity::insert_many([
         tok("t1", "old", now - 5),

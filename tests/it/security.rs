@@ -2,9 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use keymint::db::entities::audit_events;
 use reqwest::StatusCode;
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -20,13 +18,9 @@ async fn login(s: &Server, user: &str, pw: &str) -> reqwest::Response {
     .await
 }
 
+/// Login attempts with `outcome` in the audit log (repeated failures are counted records).
 async fn audit_count(s: &Server, outcome: &str) -> u64 {
-    audit_events::Entity::find()
-        .filter(audit_events::Column::Kind.eq("login"))
-        .filter(audit_events::Column::Outcome.eq(outcome))
-        .count(&s.app.db)
-        .await
-        .unwrap()
+    crate::abuse::login_audit(&s.app.db, outcome).await.0 as u64
 }
 
 /// Fail until throttled: five free failures, then at most a couple more that a loaded machine

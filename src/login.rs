@@ -1,0 +1,113 @@
+//! The login use case: one password check shared by `/auth/login` and the OAuth password
+//! grant, so both doors apply the same rules in the same order:
+//!
+//! 1. a username over 64 bytes is a `VALIDATION_ERROR` before anything is counted or stored;
+//! 2. the attempt is counted by the shared limiter *before* hashing (refused: 429, no argon2);
+//! 3. one argon2 verification, against a dummy hash for unknown users;
+//! 4. failures are audited as one record per (address, username, minute) with a count.
+
+use serde_json::json;
+
+use crate::audit::{self, Event};
+use crate::error::{Error, ErrorCode, Result};
+use crate::metrics::Login;
+use crate::ratelimit::ThrottledBy;
+use crate::state::App;
+use crate::users::User;
+
+/// Longest username accepted at login, in bytes.
+pub const MAX_USERNAME: usize = 64;
+
+fn bad_credentials() -> Error {
+    Error::new(
+        ErrorCode::InvalidCredentials,
+        "invalid username or password",
+    )
+}
+
+/// Check `username` and `password` from client address `addr` (a [`crate::net::limit_key`]).
+/// Unknown user, wrong password and disabled user all cost one argon2 verification and give
+/// the same `INVALID_CREDENTIALS`.
+pub async fn check_password(
+    app: &App,
+    username: &str,
+    password: &str,
+    addr: Option<&str>,
+    now: i64,
+) -> Result<User> {
+    if username.len() > MAX_USERNAME {
+        return Err(Error::validation(format!(
+            "username must be at most {MAX_USERNAME} bytes"
+        )));
+    }
+    let minute = now / 60;
+    let attempt = match app.limiter.begin(username, addr, now).await? {
+        Ok(a) => a,
+        Err(t) => {
+            app.metrics.login(Login::Throttled);
+            // An address over its limit is one record per minute, whatever usernames it tries.
+            let (key, detail) = match t.by {
+                ThrottledBy::Address => (
+                    format!("login.throttled|{}|{minute}", addr.unwrap_or("-")),
+                    json!({"limit": "address", "retry_after": t.wait}),
+                ),
+                ThrottledBy::Username => (
+                    format!(
+                        "login.throttled|{}|{}|{minute}",
+                        addr.unwrap_or("-"),
+                        username.to_ascii_lowercase()
+                    ),
+                    json!({"limit": "username", "username": username, "retry_after": t.wait}),
+                ),
+            };
+            audit::record_repeated(
+                &app.db,
+                Event::new("login", "throttled").ip(addr).detail(detail),
+                &key,
+                now,
+            )
+            .await;
+            return Err(Error::rate_limited(t.wait));
+        }
+    };
+    let creds = if crate::users::validate_username(username).is_ok() {
+        app.users.by_username(username).await?
+    } else {
+        None
+    };
+    let ok = app
+        .users
+        .hasher()
+        .verify(creds.as_ref().map(|c| c.password_hash.as_str()), password)
+        .await?;
+    match creds {
+        Some(c) if ok && !c.user.disabled => {
+            if let Err(e) = app.limiter.succeeded(&attempt, now).await {
+                // The login stands; the next failure will simply count from a higher base.
+                tracing::warn!("cannot reset login throttling: {e}");
+            }
+            app.metrics.login(Login::Ok);
+            Ok(c.user)
+        }
+        other => {
+            app.metrics.login(Login::Failed);
+            let subject = other.map(|c| c.user.id);
+            let key = format!(
+                "login.failed|{}|{}|{minute}",
+                addr.unwrap_or("-"),
+                username.to_ascii_lowercase()
+            );
+            audit::record_repeated(
+                &app.db,
+                Event::new("login", "failed")
+                    .subject(subject.as_deref())
+                    .ip(addr)
+                    .detail(json!({"username": username})),
+                &key,
+                now,
+            )
+            .await;
+            Err(bad_credentials())
+        }
+    }
+}
