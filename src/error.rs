@@ -1,14 +1,11 @@
-//! The one error type of the domain, with stable codes, and the one place those codes become
-//! HTTP responses. Database and crypto failures reach the client as an opaque `INTERNAL_ERROR`
-//! carrying an error id; the detail goes only to the log.
+//! The one error type of the domain, with stable codes. It knows nothing of HTTP: `http::error`
+//! maps codes to statuses and bodies, `http::oauth` to RFC 6749 errors. Database and crypto
+//! failures carry a detail that only the log sees.
 
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use utoipa::ToSchema;
 
-/// Stable, greppable error codes of the HTTP API (SPEC section 4).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+/// Stable, greppable error codes of the API (SPEC section 4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
     InvalidCredentials,
@@ -24,27 +21,35 @@ pub enum ErrorCode {
     ValidationError,
     PayloadTooLarge,
     RateLimited,
+    /// The request did not complete within `KEYMINT_REQUEST_TIMEOUT`.
+    RequestTimeout,
     ServiceUnavailable,
     InternalError,
 }
 
 impl ErrorCode {
-    /// The HTTP status each code is always answered with.
-    pub fn status(self) -> StatusCode {
+    /// Every code, for exhaustive tables.
+    pub const ALL: [ErrorCode; 16] = {
         use ErrorCode::*;
-        match self {
-            InvalidCredentials | MissingToken | InvalidToken | TokenExpired | TokenRevoked
-            | RefreshTokenExpired | RefreshTokenReused => StatusCode::UNAUTHORIZED,
-            Forbidden => StatusCode::FORBIDDEN,
-            NotFound => StatusCode::NOT_FOUND,
-            Conflict => StatusCode::CONFLICT,
-            ValidationError => StatusCode::BAD_REQUEST,
-            PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            InternalError => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
+        [
+            InvalidCredentials,
+            MissingToken,
+            InvalidToken,
+            TokenExpired,
+            TokenRevoked,
+            RefreshTokenExpired,
+            RefreshTokenReused,
+            Forbidden,
+            NotFound,
+            Conflict,
+            ValidationError,
+            PayloadTooLarge,
+            RateLimited,
+            RequestTimeout,
+            ServiceUnavailable,
+            InternalError,
+        ]
+    };
 
     /// The code as it appears on the wire.
     pub fn as_str(self) -> &'static str {
@@ -63,6 +68,7 @@ impl ErrorCode {
             ValidationError => "VALIDATION_ERROR",
             PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             RateLimited => "RATE_LIMITED",
+            RequestTimeout => "REQUEST_TIMEOUT",
             ServiceUnavailable => "SERVICE_UNAVAILABLE",
             InternalError => "INTERNAL_ERROR",
         }
@@ -158,88 +164,22 @@ impl From<sea_orm::TransactionError<Error>> for Error {
     }
 }
 
-/// The JSON body of every error response outside `/oauth/*`.
-#[derive(Serialize, ToSchema)]
-#[schema(example = json!({"error": "INVALID_TOKEN", "message": "the token is not valid"}))]
-pub struct ErrorBody {
-    /// One of the stable error codes.
-    pub error: ErrorCode,
-    /// A human-readable explanation; never contains secrets.
-    pub message: String,
-}
-
-impl IntoResponse for Error {
-    fn into_response(self) -> Response {
-        let status = self.code.status();
-        let mut message = self.message;
-        if let Some(detail) = &self.internal {
-            // An opaque id ties the client's report to the log line without leaking the detail.
-            let id = uuid::Uuid::new_v4().simple().to_string();
-            tracing::error!(error_id = %id, "{detail}");
-            message = format!("internal error (id {id})");
-        }
-        let body = ErrorBody {
-            error: self.code,
-            message,
-        };
-        let mut resp = (status, axum::Json(body)).into_response();
-        if status == StatusCode::UNAUTHORIZED {
-            let v = match self.code {
-                ErrorCode::MissingToken => "Bearer".to_string(),
-                ErrorCode::InvalidCredentials => "Bearer error=\"invalid_request\"".to_string(),
-                _ => format!(
-                    "Bearer error=\"invalid_token\", error_description=\"{}\"",
-                    self.code.as_str()
-                ),
-            };
-            if let Ok(v) = HeaderValue::from_str(&v) {
-                resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
-            }
-        }
-        if let Some(secs) = self.retry_after {
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
-        resp
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn every_code_maps_to_its_status_and_name() {
-        use ErrorCode::*;
-        let all = [
-            (InvalidCredentials, 401),
-            (MissingToken, 401),
-            (InvalidToken, 401),
-            (TokenExpired, 401),
-            (TokenRevoked, 401),
-            (RefreshTokenExpired, 401),
-            (RefreshTokenReused, 401),
-            (Forbidden, 403),
-            (NotFound, 404),
-            (Conflict, 409),
-            (ValidationError, 400),
-            (PayloadTooLarge, 413),
-            (RateLimited, 429),
-            (ServiceUnavailable, 503),
-            (InternalError, 500),
-        ];
-        for (code, status) in all {
-            assert_eq!(code.status().as_u16(), status);
-            let json = serde_json::to_value(code).unwrap();
-            assert_eq!(json, code.as_str());
+    fn wire_names_are_the_serde_names() {
+        for code in ErrorCode::ALL {
+            assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
         }
     }
 
     #[test]
-    fn internal_detail_never_reaches_the_body() {
-        let resp = Error::internal("password=hunter2 connection refused").into_response();
-        assert_eq!(resp.status(), 500);
-        let rendered = format!("{:?}", resp.headers());
-        assert!(!rendered.contains("hunter2"));
+    fn internal_detail_is_kept_apart_from_the_message() {
+        let e = Error::internal("password=hunter2 connection refused");
+        assert_eq!(e.code, ErrorCode::InternalError);
+        assert!(!e.message.contains("hunter2"));
+        assert_eq!(e.detail(), Some("password=hunter2 connection refused"));
     }
 }

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tokio_cron_scheduler::{Job, JobScheduler};
+use tokio_cron_scheduler::{Job as CronJob, JobScheduler};
 use utoipa::ToSchema;
 
 use crate::audit::{self, Event};
@@ -89,27 +89,53 @@ pub fn tick_of(schedule: &croner::Cron, now: DateTime<Utc>) -> Option<i64> {
 /// Drop `job_runs` rows older than this; they only guard recent ticks.
 const JOB_RUNS_KEEP: i64 = 30 * 86400;
 
-async fn run_claimed(
-    app: &App,
-    job: &'static str,
-    schedule: &croner::Cron,
-    instance: &str,
-) -> Result<()> {
-    let at = Utc::now();
-    let Some(tick) = tick_of(schedule, at) else {
-        return Ok(());
+/// The scheduled jobs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Job {
+    /// `KEYMINT_ROTATION_CRON`: rotate both purposes.
+    Rotate,
+    /// `KEYMINT_CLEANUP_CRON`: one cleanup pass.
+    Cleanup,
+}
+
+impl Job {
+    pub const ALL: [Job; 2] = [Job::Rotate, Job::Cleanup];
+
+    /// The name in `job_runs`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Job::Rotate => "rotate",
+            Job::Cleanup => "cleanup",
+        }
+    }
+
+    fn cron(self, app: &App) -> &str {
+        match self {
+            Job::Rotate => &app.config.rotation_cron,
+            Job::Cleanup => &app.config.cleanup_cron,
+        }
+    }
+}
+
+/// Run `job` for the cron tick that `app.now()` falls in, unless some instance already ran
+/// that tick. Returns whether this call ran it. The scheduler calls this when the cron fires;
+/// tests call it after advancing the clock, instead of waiting for a tick.
+pub async fn run_due(app: &App, job: Job, instance: &str) -> Result<bool> {
+    let schedule = crate::config::cron_schedule(job.cron(app)).map_err(Error::internal)?;
+    let now = app.now();
+    let Some(tick) = DateTime::from_timestamp(now, 0).and_then(|at| tick_of(&schedule, at)) else {
+        return Ok(false);
     };
-    let now = at.timestamp();
-    if !claim(&app.db, job, tick, instance, now).await? {
-        tracing::debug!(job, tick, "another instance runs this tick");
-        return Ok(());
+    if !claim(&app.db, job.as_str(), tick, instance, now).await? {
+        tracing::debug!(job = job.as_str(), tick, "another instance runs this tick");
+        return Ok(false);
     }
     match job {
-        "rotate" => {
+        Job::Rotate => {
             let r = rotate(app, &Purpose::ALL, "scheduler", now).await?;
             tracing::info!(tick, access = %r.access.active, refresh = %r.refresh.active, "scheduled rotation done");
         }
-        _ => {
+        Job::Cleanup => {
             crate::cleanup::run(app, now).await?;
             job_runs::Entity::delete_many()
                 .filter(job_runs::Column::Tick.lt(now - JOB_RUNS_KEEP))
@@ -117,24 +143,21 @@ async fn run_claimed(
                 .await?;
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Start the scheduler with the rotation and cleanup jobs.
 pub async fn start(app: Arc<App>) -> Result<JobScheduler> {
     let sched = JobScheduler::new().await.map_err(Error::internal)?;
     let instance = uuid::Uuid::new_v4().simple().to_string();
-    for (job, expr) in [
-        ("rotate", app.config.rotation_cron.clone()),
-        ("cleanup", app.config.cleanup_cron.clone()),
-    ] {
-        let schedule = crate::config::cron_schedule(&expr).map_err(Error::internal)?;
+    for job in Job::ALL {
+        let expr = job.cron(&app).to_string();
         let (app, instance) = (app.clone(), instance.clone());
-        let j = Job::new_async(expr.as_str(), move |_, _| {
-            let (app, instance, schedule) = (app.clone(), instance.clone(), schedule.clone());
+        let j = CronJob::new_async(expr.as_str(), move |_, _| {
+            let (app, instance) = (app.clone(), instance.clone());
             Box::pin(async move {
-                if let Err(e) = run_claimed(&app, job, &schedule, &instance).await {
-                    tracing::error!(job, "scheduled job failed: {e}");
+                if let Err(e) = run_due(&app, job, &instance).await {
+                    tracing::error!(job = job.as_str(), "scheduled job failed: {e}");
                 }
             })
         })
@@ -152,7 +175,8 @@ fn warn_if_rotation_outpaces_caches(app: &App) {
     let Ok(schedule) = crate::config::cron_schedule(&app.config.rotation_cron) else {
         return;
     };
-    let mut it = schedule.iter_after(Utc::now());
+    let now = DateTime::from_timestamp(app.now(), 0).unwrap_or_else(Utc::now);
+    let mut it = schedule.iter_after(now);
     if let (Some(a), Some(b)) = (it.next(), it.next()) {
         let period = (b - a).num_seconds();
         if period <= app.config.jwks_max_age.as_secs() as i64 {

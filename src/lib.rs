@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod cleanup;
 pub mod clients;
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod error;

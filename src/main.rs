@@ -9,7 +9,6 @@ use clap::{Parser, Subcommand};
 use keymint::config::{Config, LogFormat};
 use keymint::keys::Purpose;
 use keymint::state::{App, StartError};
-use keymint::tokens::now;
 
 #[derive(Parser)]
 #[command(name = "keymint", version, about = "An RS256 identity provider", after_help = keymint::config::ENV_HELP)]
@@ -190,24 +189,26 @@ async fn run(cmd: Command, config: Config) -> Result<(), StartError> {
         }
         Command::Serve => serve(config).await,
         Command::Cleanup => {
-            let app = App::open(config, now()).await?;
-            print_json(&keymint::cleanup::run(&app, now()).await.map_err(other)?)
+            let app = App::open(config).await?;
+            print_json(
+                &keymint::cleanup::run(&app, app.now())
+                    .await
+                    .map_err(other)?,
+            )
         }
-        Command::Keys(k) => keys(k, App::open(config, now()).await?).await,
-        Command::Users(u) => users(u, App::open(config, now()).await?).await,
-        Command::Clients(c) => clients(c, App::open(config, now()).await?).await,
+        Command::Keys(k) => keys(k, App::open(config).await?).await,
+        Command::Users(u) => users(u, App::open(config).await?).await,
+        Command::Clients(c) => clients(c, App::open(config).await?).await,
     }
 }
 
 async fn serve(config: Config) -> Result<(), StartError> {
     let bind = config.bind;
-    let app = App::open(config, now()).await?;
-    app.bootstrap(now()).await.map_err(other)?;
+    let app = App::open(config).await?;
+    app.bootstrap(app.now()).await.map_err(other)?;
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .map_err(|e| StartError::Config(format!("KEYMINT_BIND: cannot listen on {bind}: {e}")))?;
-    let ring = app.keys.ring();
-    tracing::info!(%bind, issuer = %app.config.issuer, published = ?ring.published_kids(), "keymint listening");
     let metrics = match app.config.metrics_bind {
         Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|e| {
             StartError::Config(format!(
@@ -216,6 +217,14 @@ async fn serve(config: Config) -> Result<(), StartError> {
         })?),
         None => None,
     };
+    // The addresses actually bound (port 0 picks a free one), on stdout for scripts and tests.
+    if let Some(m) = metrics.as_ref().and_then(|m| m.local_addr().ok()) {
+        println!("keymint metrics on http://{m}/metrics");
+    }
+    let bound = listener.local_addr().map_err(other)?;
+    println!("keymint listening on http://{bound}");
+    let ring = app.keys.ring();
+    tracing::info!(%bound, issuer = %app.config.issuer, published = ?ring.published_kids(), "keymint listening");
     let listeners = keymint::server::Listeners {
         api: listener,
         metrics,
@@ -226,7 +235,7 @@ async fn serve(config: Config) -> Result<(), StartError> {
 }
 
 async fn keys(cmd: KeysCmd, app: App) -> Result<(), StartError> {
-    let now = now();
+    let now = app.now();
     match cmd {
         KeysCmd::List => print_json(&app.keys.list().await.map_err(other)?),
         KeysCmd::Rotate { purpose } => {
@@ -276,7 +285,7 @@ async fn keys(cmd: KeysCmd, app: App) -> Result<(), StartError> {
 }
 
 async fn users(cmd: UsersCmd, app: App) -> Result<(), StartError> {
-    let now = now();
+    let now = app.now();
     let by_name = |name: String| {
         let store = app.users.clone();
         async move {
@@ -435,7 +444,7 @@ fn read_password() -> Result<String, StartError> {
 }
 
 async fn clients(cmd: ClientsCmd, app: App) -> Result<(), StartError> {
-    let now = now();
+    let now = app.now();
     match cmd {
         ClientsCmd::Create {
             name,

@@ -17,59 +17,29 @@ use crate::state::App;
 use crate::tokens::AccessClaims;
 use sea_orm::EntityTrait;
 
-/// An RFC 6749 section 5.2 error.
+/// Why an OAuth operation failed: an RFC 6749 protocol error (its registered code and a
+/// description), or a domain error, which `http::oauth::rfc6749` maps to one.
 #[derive(Debug)]
-pub struct OAuthError {
-    pub error: &'static str,
-    pub description: String,
-    pub status: u16,
-    pub retry_after: Option<u64>,
+pub enum OAuthError {
+    Protocol {
+        error: &'static str,
+        description: String,
+    },
+    Domain(Error),
 }
 
 impl OAuthError {
     pub fn new(error: &'static str, description: impl Into<String>) -> Self {
-        let status = if error == "invalid_client" { 401 } else { 400 };
-        Self {
+        OAuthError::Protocol {
             error,
             description: description.into(),
-            status,
-            retry_after: None,
         }
     }
 }
 
 impl From<Error> for OAuthError {
     fn from(e: Error) -> Self {
-        use ErrorCode::*;
-        let mut o = match e.code {
-            InvalidCredentials | InvalidToken | TokenExpired | TokenRevoked
-            | RefreshTokenExpired | RefreshTokenReused => {
-                OAuthError::new("invalid_grant", e.message.clone())
-            }
-            ValidationError | PayloadTooLarge => {
-                OAuthError::new("invalid_request", e.message.clone())
-            }
-            Forbidden => OAuthError::new("unauthorized_client", e.message.clone()),
-            RateLimited => OAuthError {
-                status: 429,
-                ..OAuthError::new("rate_limited", e.message.clone())
-            },
-            ServiceUnavailable => OAuthError {
-                status: 503,
-                ..OAuthError::new("temporarily_unavailable", e.message.clone())
-            },
-            _ => {
-                // Keep the opaque-id behaviour of internal errors.
-                let id = uuid::Uuid::new_v4().simple().to_string();
-                tracing::error!(error_id = %id, "{e}");
-                OAuthError {
-                    status: 500,
-                    ..OAuthError::new("server_error", format!("internal error (id {id})"))
-                }
-            }
-        };
-        o.retry_after = e.retry_after;
-        o
+        OAuthError::Domain(e)
     }
 }
 

@@ -8,7 +8,7 @@ use utoipa::{Modify, OpenApi};
 #[openapi(
     info(title = "keymint", description = "An RS256 identity provider: rotating RSA keys published as a JWKS, access/refresh token pairs."),
     modifiers(&Security),
-    components(schemas(crate::error::ErrorBody, crate::error::ErrorCode)),
+    components(schemas(crate::http::error::ErrorBody, crate::http::error::ErrorCodeDoc)),
     tags(
         (name = "discovery", description = "JWKS and provider metadata"),
         (name = "auth", description = "Log in, refresh, log out, who am I"),
@@ -35,6 +35,12 @@ impl Modify for Security {
                     .bearer_format("JWT")
                     .build(),
             ),
+        );
+        // OAuth client authentication (RFC 6749 section 2.3.1); `client_secret_post` is the
+        // same credentials as form fields.
+        components.add_security_scheme(
+            "client_basic",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
         );
     }
 }

@@ -44,13 +44,13 @@ impl Kind {
     }
 }
 
-struct ExpireAt;
+struct ExpireAt(crate::clock::Clock);
 
 impl moka::Expiry<String, i64> for ExpireAt {
     fn expire_after_create(&self, _: &String, exp: &i64, _: Instant) -> Option<Duration> {
         // Memory hygiene only: an entry outliving its tokens is harmless, one dying early is
         // not, hence the extra minute.
-        let left = exp.saturating_sub(crate::tokens::now()).max(0) as u64;
+        let left = exp.saturating_sub(self.0.now()).max(0) as u64;
         Some(Duration::from_secs(left + 60))
     }
 }
@@ -73,10 +73,16 @@ fn key(kind: Kind, value: &str) -> String {
 
 impl Denylist {
     /// Load every live row into memory.
-    pub async fn load(db: DatabaseConnection, now: i64) -> Result<Self> {
+    pub async fn load(
+        db: DatabaseConnection,
+        clock: crate::clock::Clock,
+        now: i64,
+    ) -> Result<Self> {
         let list = Self {
             db,
-            cache: moka::sync::Cache::builder().expire_after(ExpireAt).build(),
+            cache: moka::sync::Cache::builder()
+                .expire_after(ExpireAt(clock))
+                .build(),
             watermark: AtomicI64::new(0),
         };
         let mut after = 0i64;

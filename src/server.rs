@@ -32,7 +32,6 @@ use tokio::sync::{Semaphore, watch};
 use tower::Service;
 
 use crate::state::{App, AppState};
-use crate::tokens::now;
 
 /// Connections held open at once (further ones are closed at accept), unless the process's
 /// file-descriptor limit is lower.
@@ -375,7 +374,7 @@ async fn sync_loop(app: Arc<App>, mut stop: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                if let Err(e) = app.sync(now()).await {
+                if let Err(e) = app.sync_now().await {
                     tracing::warn!("sync with the database failed: {e}");
                 }
             }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use sea_orm::DatabaseConnection;
 
 use crate::clients::ClientStore;
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::{Error, ErrorCode, Result};
 use crate::keys::kek::{Kek, KekSource};
@@ -20,6 +21,8 @@ use crate::users::{PasswordHasher, UserStore};
 /// The application.
 pub struct App {
     pub config: Config,
+    /// The one source of "now" for requests, jobs and sync (tests advance it).
+    pub clock: Clock,
     pub db: DatabaseConnection,
     pub keys: Arc<KeyManager>,
     pub tokens: Arc<Tokens>,
@@ -29,6 +32,15 @@ pub struct App {
     pub sessions: Sessions,
     pub limiter: LoginLimiter,
     pub metrics: Arc<Metrics>,
+}
+
+/// What an `App` is built with besides its configuration. Production uses the defaults.
+#[derive(Clone, Default)]
+pub struct Deps {
+    /// The source of "now".
+    pub clock: Clock,
+    /// Where new signing keys come from.
+    pub key_source: crate::keys::material::KeySource,
 }
 
 /// The axum state: a cheap handle on the one `App`.
@@ -52,8 +64,15 @@ pub enum StartError {
 }
 
 impl App {
-    /// Connect, migrate, load the KEK and keys, load the denylist.
-    pub async fn open(config: Config, now: i64) -> Result<App, StartError> {
+    /// Connect, migrate, load the KEK and keys, load the denylist, on the system clock.
+    pub async fn open(config: Config) -> Result<App, StartError> {
+        Self::open_with(config, Deps::default()).await
+    }
+
+    /// `open`, with the clock and key source given (tests move time and use fixture keys).
+    pub async fn open_with(config: Config, deps: Deps) -> Result<App, StartError> {
+        let Deps { clock, key_source } = deps;
+        let now = clock.now();
         let db = crate::db::connect(&config.database_url)
             .await
             .map_err(|e| StartError::Other(format!("cannot open database: {e}")))?;
@@ -74,7 +93,7 @@ impl App {
             refresh_ttl: secs(config.refresh_ttl),
             leeway: secs(config.leeway),
         };
-        let keys = KeyManager::start(db.clone(), kek, policy, now)
+        let keys = KeyManager::start(db.clone(), kek, policy, key_source, now)
             .await
             .map_err(|e| match e.detail() {
                 Some(d) if d.contains("KEK") => StartError::Config(format!("KEYMINT_KEK: {d}")),
@@ -88,7 +107,7 @@ impl App {
             policy.leeway,
         ));
         let denylist = Arc::new(
-            Denylist::load(db.clone(), now)
+            Denylist::load(db.clone(), clock.clone(), now)
                 .await
                 .map_err(|e| StartError::Other(format!("denylist: {e}")))?,
         );
@@ -109,6 +128,7 @@ impl App {
         let limiter = LoginLimiter::new(config.login_limits, db.clone());
         Ok(App {
             config,
+            clock,
             db,
             keys,
             tokens,
@@ -119,6 +139,17 @@ impl App {
             limiter,
             metrics,
         })
+    }
+
+    /// Unix seconds now, by the app's clock.
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    /// Pick up other instances' key changes and revocations now, instead of at the next
+    /// `KEYMINT_SYNC_INTERVAL` tick.
+    pub async fn sync_now(&self) -> Result<()> {
+        self.sync(self.now()).await
     }
 
     /// Create the bootstrap admin once, when configured and no admin exists yet.

@@ -8,12 +8,13 @@ use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::audit::{self, Event};
-use crate::error::{Error, ErrorBody};
+use crate::error::Error;
+use crate::http::error::ErrorBody;
 use crate::http::extract::{ApiQuery, bearer_token, missing_token};
 use crate::jobs::RotationResult;
 use crate::keys::{KeyInfo, Purpose};
 use crate::state::AppState;
-use crate::tokens::{AccessClaims, now};
+use crate::tokens::AccessClaims;
 
 /// A caller whose token is valid and whose user currently holds the admin role.
 pub struct Admin(pub AccessClaims);
@@ -23,7 +24,7 @@ impl FromRequestParts<AppState> for Admin {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
         let token = bearer_token(&parts.headers).ok_or_else(missing_token)?;
-        state.admin(token, now()).await.map(Admin)
+        state.admin(token, state.now()).await.map(Admin)
     }
 }
 
@@ -67,7 +68,7 @@ pub async fn rotate_keys(
         .map(|p| vec![p])
         .unwrap_or_else(|| Purpose::ALL.to_vec());
     Ok(Json(
-        crate::jobs::rotate(&s, &purposes, &who.sub, now()).await?,
+        crate::jobs::rotate(&s, &purposes, &who.sub, s.now()).await?,
     ))
 }
 
@@ -87,7 +88,7 @@ pub async fn revoke_key(
     Admin(who): Admin,
     Path(kid): Path<String>,
 ) -> Result<Json<KeyInfo>, Error> {
-    let now = now();
+    let now = s.now();
     let info = s.keys.revoke(&kid, now).await?;
     audit::record(
         &s.db,

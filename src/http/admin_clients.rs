@@ -9,11 +9,11 @@ use utoipa::ToSchema;
 
 use crate::audit::{self, Event};
 use crate::clients::{Client, NewClient};
-use crate::error::{Error, ErrorBody};
+use crate::error::Error;
 use crate::http::admin::Admin;
+use crate::http::error::ErrorBody;
 use crate::http::extract::ApiJson;
 use crate::state::AppState;
-use crate::tokens::now;
 
 /// A new client with its secret: shown once, never retrievable again.
 #[derive(Serialize, Deserialize, ToSchema)]
@@ -51,7 +51,7 @@ pub async fn create_client(
     ApiJson(req): ApiJson<NewClient>,
 ) -> Result<(StatusCode, axum::response::Response), Error> {
     use axum::response::IntoResponse;
-    let now = now();
+    let now = s.now();
     let (client, client_secret) = s.clients.create(&req, now).await?;
     audit::record(&s.db, Event::new("client.create", "ok").actor(Some(&who.sub)).subject(Some(&client.client_id))
         .detail(json!({"name": client.name, "grant_types": client.grant_types, "scopes": client.scopes})), now).await;
@@ -100,7 +100,7 @@ pub async fn delete_client(
     Admin(who): Admin,
     Path(id): Path<String>,
 ) -> Result<StatusCode, Error> {
-    let now = now();
+    let now = s.now();
     if !s.clients.delete(&id).await? {
         return Err(Error::not_found("client"));
     }

@@ -8,11 +8,11 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::audit::{self, Event};
-use crate::error::{Error, ErrorBody};
+use crate::error::Error;
 use crate::http::admin::Admin;
+use crate::http::error::ErrorBody;
 use crate::http::extract::ApiJson;
 use crate::state::AppState;
-use crate::tokens::now;
 use crate::users::User;
 
 /// A new user.
@@ -91,7 +91,7 @@ pub async fn create_user(
     Admin(who): Admin,
     ApiJson(req): ApiJson<CreateUser>,
 ) -> Result<(StatusCode, Json<User>), Error> {
-    let now = now();
+    let now = s.now();
     let user = s
         .users
         .create(&req.username, &req.password, &req.roles, now)
@@ -143,7 +143,7 @@ pub async fn update_user(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<UpdateUser>,
 ) -> Result<Json<User>, Error> {
-    let now = now();
+    let now = s.now();
     let revoke = req.password.is_some() || req.disabled == Some(true);
     let change = crate::users::UserChange {
         roles: req.roles.clone(),
@@ -183,7 +183,7 @@ pub async fn delete_user(
     Admin(who): Admin,
     Path(id): Path<String>,
 ) -> Result<StatusCode, Error> {
-    let now = now();
+    let now = s.now();
     let user = user_or_404(&s, &id).await?;
     s.users.delete(&id).await?;
     let revoked = s
@@ -216,7 +216,7 @@ pub async fn revoke_sessions(
     Admin(who): Admin,
     Path(id): Path<String>,
 ) -> Result<Json<RevokedSessions>, Error> {
-    let now = now();
+    let now = s.now();
     user_or_404(&s, &id).await?;
     let n = s
         .sessions

@@ -7,8 +7,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::db::entities::audit_events::{Column as A, Entity as Audit};
-use crate::error::{Error, ErrorBody};
+use crate::error::Error;
 use crate::http::admin::Admin;
+use crate::http::error::ErrorBody;
 use crate::http::extract::ApiQuery;
 use crate::state::AppState;
 

@@ -10,11 +10,11 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::audit::{self, Event};
-use crate::error::{Error, ErrorBody, ErrorCode};
+use crate::error::{Error, ErrorCode};
+use crate::http::error::ErrorBody;
 use crate::http::extract::{ApiJson, Bearer, ClientIp};
 use crate::sessions::{Grant, TokenPair};
 use crate::state::AppState;
-use crate::tokens::now;
 
 /// Username and password.
 #[derive(Deserialize, ToSchema)]
@@ -103,7 +103,7 @@ pub async fn login(
     ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<Response, Error> {
-    let now = now();
+    let now = s.now();
     let user =
         crate::login::check_password(&s, &req.username, &req.password, ip.as_deref(), now).await?;
     let grant = Grant {
@@ -138,7 +138,7 @@ pub async fn refresh(
 ) -> Result<Response, Error> {
     let pair = s
         .sessions
-        .refresh(&req.refresh_token, None, None, now())
+        .refresh(&req.refresh_token, None, None, s.now())
         .await?;
     Ok(token_response(pair))
 }
@@ -165,7 +165,7 @@ pub async fn logout(
                 .map_err(|e| Error::validation(format!("invalid JSON body: {e}")))?,
         )
     };
-    let now = now();
+    let now = s.now();
     s.sessions
         .logout(
             &claims,

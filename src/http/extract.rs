@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{Error, ErrorCode};
 use crate::state::AppState;
-use crate::tokens::{AccessClaims, now};
+use crate::tokens::AccessClaims;
 
 /// `axum::Json`, with rejections turned into `VALIDATION_ERROR` / `PAYLOAD_TOO_LARGE`.
 pub struct ApiJson<T>(pub T);
@@ -68,7 +68,7 @@ impl FromRequestParts<AppState> for Bearer {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
         let token = bearer_token(&parts.headers).ok_or_else(missing_token)?;
-        state.authenticate(token, now()).map(Bearer)
+        state.authenticate(token, state.now()).map(Bearer)
     }
 }
 

@@ -6,6 +6,7 @@ pub mod admin_clients;
 pub mod admin_users;
 pub mod audit;
 pub mod auth;
+pub mod error;
 pub mod extract;
 pub mod oauth;
 pub mod ops;
@@ -187,14 +188,11 @@ async fn deadline(req: Request, next: Next, timeout: std::time::Duration) -> Res
     match tokio::time::timeout(timeout, next.run(req)).await {
         Ok(resp) => resp,
         Err(_) => {
-            let body = crate::error::ErrorBody {
-                error: crate::error::ErrorCode::ValidationError,
-                message: format!(
-                    "the request did not complete within {} s",
-                    timeout.as_secs()
-                ),
-            };
-            (axum::http::StatusCode::REQUEST_TIMEOUT, axum::Json(body)).into_response()
+            let message = format!(
+                "the request did not complete within {} s",
+                timeout.as_secs()
+            );
+            Error::new(crate::error::ErrorCode::RequestTimeout, message).into_response()
         }
     }
 }

@@ -14,11 +14,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::clients::Client;
+use crate::error::{Error, ErrorCode};
 use crate::http::auth::no_store;
 use crate::http::extract::ClientIp;
 use crate::oauth::{self, Introspection, OAuthError};
 use crate::state::AppState;
-use crate::tokens::now;
 
 /// RFC 6749 section 5.2 error body.
 #[derive(Serialize, ToSchema)]
@@ -31,12 +31,61 @@ pub struct OAuthErrorBody {
     pub error_description: String,
 }
 
+/// An RFC 6749 section 5.2 error as it goes on the wire.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Rfc6749 {
+    pub status: u16,
+    pub error: &'static str,
+    pub description: String,
+    pub retry_after: Option<u64>,
+}
+
+/// The one mapping of OAuth failures to RFC 6749 errors: protocol errors keep their code
+/// (`invalid_client` is 401, the rest 400); domain errors map by their code.
+pub fn rfc6749(e: OAuthError) -> Rfc6749 {
+    use ErrorCode::*;
+    let (error, description, retry_after) = match e {
+        OAuthError::Protocol { error, description } => (error, description, None),
+        OAuthError::Domain(e) => {
+            let error = match e.code {
+                InvalidCredentials | InvalidToken | TokenExpired | TokenRevoked
+                | RefreshTokenExpired | RefreshTokenReused => "invalid_grant",
+                ValidationError | PayloadTooLarge | RequestTimeout => "invalid_request",
+                Forbidden => "unauthorized_client",
+                RateLimited => "rate_limited",
+                ServiceUnavailable => "temporarily_unavailable",
+                MissingToken | NotFound | Conflict | InternalError => "server_error",
+            };
+            let description = if error == "server_error" {
+                crate::http::error::public_message(&Error::internal(&e))
+            } else {
+                e.message.clone()
+            };
+            (error, description, e.retry_after)
+        }
+    };
+    let status = match error {
+        "invalid_client" => 401,
+        "rate_limited" => 429,
+        "temporarily_unavailable" => 503,
+        "server_error" => 500,
+        _ => 400,
+    };
+    Rfc6749 {
+        status,
+        error,
+        description,
+        retry_after,
+    }
+}
+
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::BAD_REQUEST);
+        let e = rfc6749(self);
+        let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
         let body = OAuthErrorBody {
-            error: self.error.into(),
-            error_description: self.description,
+            error: e.error.into(),
+            error_description: e.description,
         };
         let mut resp = no_store((status, Json(body)).into_response());
         if status == StatusCode::UNAUTHORIZED {
@@ -45,7 +94,7 @@ impl IntoResponse for OAuthError {
                 HeaderValue::from_static("Basic realm=\"keymint\""),
             );
         }
-        if let Some(secs) = self.retry_after {
+        if let Some(secs) = e.retry_after {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
@@ -212,7 +261,7 @@ fn required<'a>(form: &'a HashMap<String, String>, name: &str) -> Result<&'a str
         (status = 200, description = "Tokens", body = OAuthTokenResponse, headers(("Cache-Control" = String, description = "no-store"))),
         (status = 400, description = "invalid_request, invalid_grant, unauthorized_client, unsupported_grant_type or invalid_scope", body = OAuthErrorBody),
         (status = 401, description = "invalid_client", body = OAuthErrorBody),
-        (status = 413, description = "PAYLOAD_TOO_LARGE", body = crate::error::ErrorBody),
+        (status = 413, description = "PAYLOAD_TOO_LARGE", body = crate::http::error::ErrorBody),
         (status = 429, description = "rate_limited: too many failed password grants", body = OAuthErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ))]
@@ -225,7 +274,7 @@ pub async fn token(
     let form = parse_form(&headers, &body)?;
     let client = client_auth(&s, &headers, &form).await?;
     let scope = form.get("scope").map(String::as_str);
-    let now = now();
+    let now = s.now();
     let grant = required(&form, "grant_type")?;
     let body = match grant {
         "password" => {
@@ -293,7 +342,7 @@ pub async fn revoke(
         token,
         form.get("token_type_hint").map(String::as_str),
         client.as_ref(),
-        now(),
+        s.now(),
     )
     .await?;
     Ok(StatusCode::OK)
@@ -322,7 +371,7 @@ pub async fn introspect(
         return Err(invalid_client());
     }
     let token = required(&form, "token")?;
-    let now = now();
+    let now = s.now();
     let result = oauth::introspect(
         &s,
         token,
@@ -338,10 +387,59 @@ async fn is_admin_bearer(s: &AppState, headers: &HeaderMap) -> Result<bool, OAut
     let Some(token) = crate::http::extract::bearer_token(headers) else {
         return Ok(false);
     };
-    match s.admin(token, now()).await {
+    match s.admin(token, s.now()).await {
         Ok(_) => Ok(true),
         // A failing database is a server error, not a failed authentication.
         Err(e) if e.code == crate::error::ErrorCode::InternalError => Err(e.into()),
         Err(_) => Ok(false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_failure_maps_to_one_rfc6749_error() {
+        use ErrorCode::*;
+        let domain = [
+            (InvalidCredentials, 400, "invalid_grant"),
+            (InvalidToken, 400, "invalid_grant"),
+            (TokenExpired, 400, "invalid_grant"),
+            (TokenRevoked, 400, "invalid_grant"),
+            (RefreshTokenExpired, 400, "invalid_grant"),
+            (RefreshTokenReused, 400, "invalid_grant"),
+            (ValidationError, 400, "invalid_request"),
+            (PayloadTooLarge, 400, "invalid_request"),
+            (RequestTimeout, 400, "invalid_request"),
+            (Forbidden, 400, "unauthorized_client"),
+            (RateLimited, 429, "rate_limited"),
+            (ServiceUnavailable, 503, "temporarily_unavailable"),
+            (MissingToken, 500, "server_error"),
+            (NotFound, 500, "server_error"),
+            (Conflict, 500, "server_error"),
+            (InternalError, 500, "server_error"),
+        ];
+        assert_eq!(domain.len(), ErrorCode::ALL.len());
+        for (code, status, error) in domain {
+            let got = rfc6749(OAuthError::Domain(Error::new(code, "m")));
+            assert_eq!((got.status, got.error), (status, error), "{code:?}");
+        }
+        let limited = rfc6749(Error::rate_limited(7).into());
+        assert_eq!(limited.retry_after, Some(7));
+        let leaked = rfc6749(Error::internal("dsn=postgres://u:secret@h").into());
+        assert!(
+            !leaked.description.contains("secret"),
+            "{}",
+            leaked.description
+        );
+        for (error, status) in [
+            ("invalid_client", 401),
+            ("invalid_scope", 400),
+            ("unsupported_grant_type", 400),
+            ("unauthorized_client", 400),
+        ] {
+            assert_eq!(rfc6749(OAuthError::new(error, "d")).status, status);
+        }
     }
 }

@@ -5,7 +5,8 @@ use axum::extract::State;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::error::{Error, ErrorBody, ErrorCode};
+use crate::error::{Error, ErrorCode};
+use crate::http::error::ErrorBody;
 use crate::keys::Purpose;
 use crate::state::AppState;
 

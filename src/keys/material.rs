@@ -44,6 +44,67 @@ pub fn generate(bits: usize) -> Result<KeyMaterial, String> {
     })
 }
 
+/// A key pair from an existing PKCS#8 DER private key.
+pub fn from_pkcs8_der(der: &[u8]) -> Result<KeyMaterial, String> {
+    use rsa::pkcs8::DecodePrivateKey;
+    let key = rsa::RsaPrivateKey::from_pkcs8_der(der).map_err(|e| format!("pkcs8 decode: {e}"))?;
+    let n = B64.encode(key.n().to_bytes_be());
+    let e = B64.encode(key.e().to_bytes_be());
+    Ok(KeyMaterial {
+        kid: thumbprint(&n, &e),
+        bits: key.size() * 8,
+        n,
+        e,
+        pkcs8_der: Zeroizing::new(der.to_vec()),
+    })
+}
+
+/// Where new key pairs come from: always generated in production; tests may hand out a fixed
+/// set of pre-generated keys first, so a server starts without seconds of RSA work. Each
+/// fixture is handed out once per source (share one source among instances on one database,
+/// so no kid repeats there), then generation takes over.
+#[derive(Clone, Default)]
+pub struct KeySource {
+    fixtures: Option<std::sync::Arc<Fixtures>>,
+}
+
+struct Fixtures {
+    ders: Vec<Vec<u8>>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl KeySource {
+    /// Generate every key.
+    pub fn generate() -> Self {
+        Self::default()
+    }
+
+    /// Hand out these PKCS#8 DER keys first (those of the wanted size), then generate.
+    pub fn fixtures_first(ders: Vec<Vec<u8>>) -> Self {
+        Self {
+            fixtures: Some(std::sync::Arc::new(Fixtures {
+                ders,
+                next: Default::default(),
+            })),
+        }
+    }
+
+    /// A new key pair of `bits` bits. Blocking when it generates: run it off the runtime.
+    pub fn next_blocking(&self, bits: usize) -> Result<KeyMaterial, String> {
+        if let Some(f) = &self.fixtures {
+            loop {
+                let i = f.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(der) = f.ders.get(i) else { break };
+                let m = from_pkcs8_der(der)?;
+                if m.bits == bits {
+                    return Ok(m);
+                }
+            }
+        }
+        generate(bits)
+    }
+}
+
 /// RFC 7638 JWK thumbprint (SHA-256, base64url) of an RSA public key given as base64url n, e.
 pub fn thumbprint(n: &str, e: &str) -> String {
     // Members in lexicographic order, no whitespace, exactly as RFC 7638 section 3 requires.
@@ -68,6 +129,17 @@ pub fn public_pem(n: &str, e: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fixtures_are_handed_out_once_then_keys_are_generated() {
+        let a = generate(2048).unwrap();
+        let src = KeySource::fixtures_first(vec![a.pkcs8_der.to_vec()]);
+        let first = src.next_blocking(2048).unwrap();
+        assert_eq!(first.kid, a.kid);
+        assert_eq!((first.n.as_str(), first.bits), (a.n.as_str(), 2048));
+        let second = src.next_blocking(2048).unwrap();
+        assert_ne!(second.kid, a.kid, "a fixture is never handed out twice");
+    }
 
     #[test]
     fn rfc7638_example_thumbprint() {

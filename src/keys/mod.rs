@@ -254,6 +254,7 @@ pub struct KeyManager {
     db: DatabaseConnection,
     kek: Kek,
     policy: KeyPolicy,
+    source: material::KeySource,
     ring: RwLock<Arc<KeyRing>>,
     /// Parsed signers by kid, so a reload does not decrypt and parse keys again.
     signers: Mutex<HashMap<String, Arc<Signer>>>,
@@ -267,18 +268,29 @@ impl KeyManager {
         db: DatabaseConnection,
         kek: Kek,
         policy: KeyPolicy,
+        source: material::KeySource,
         now: i64,
     ) -> Result<Self> {
         let km = Self {
             db,
             kek,
             policy,
+            source,
             ring: RwLock::new(Arc::new(empty_ring())),
             signers: Mutex::new(HashMap::new()),
         };
         km.ensure(now).await?;
         km.reload(now).await?;
         Ok(km)
+    }
+
+    /// A new key pair from this manager's source, off the async runtime.
+    async fn new_key(&self) -> Result<KeyMaterial> {
+        let (source, bits) = (self.source.clone(), self.policy.bits);
+        tokio::task::spawn_blocking(move || source.next_blocking(bits))
+            .await
+            .map_err(Error::internal)?
+            .map_err(Error::internal)
     }
 
     pub fn policy(&self) -> KeyPolicy {
@@ -308,12 +320,12 @@ impl KeyManager {
                 if has_next {
                     self.promote_next(purpose, now).await?;
                 } else {
-                    let m = generate(self.policy.bits).await?;
+                    let m = self.new_key().await?;
                     self.insert(&m, purpose, KeyState::Active, now).await?;
                 }
             }
             if !(has_next && has_active) {
-                let m = generate(self.policy.bits).await?;
+                let m = self.new_key().await?;
                 self.insert(&m, purpose, KeyState::Next, now).await?;
             }
         }
@@ -491,7 +503,7 @@ impl KeyManager {
     /// Rotate one purpose: next → active, active → retired, and a fresh next. The new key is
     /// generated before the transaction opens, so the database is never held during RSA work.
     pub async fn rotate(&self, purpose: Purpose, now: i64) -> Result<ActiveAndNext> {
-        let fresh = generate(self.policy.bits).await?;
+        let fresh = self.new_key().await?;
         let fresh_row = self.row(&fresh, purpose, KeyState::Next, now)?;
         let p = purpose.as_str();
         let retired_until = self.policy.retired_until(purpose, now);
@@ -551,7 +563,7 @@ impl KeyManager {
         }
         let fresh_row = match state {
             KeyState::Active | KeyState::Next => {
-                let fresh = generate(self.policy.bits).await?;
+                let fresh = self.new_key().await?;
                 Some(self.row(&fresh, purpose, KeyState::Next, now)?)
             }
             _ => None,

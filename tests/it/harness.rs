@@ -54,6 +54,25 @@ macro_rules! both_dbs {
 pub struct Site {
     pub dir: tempfile::TempDir,
     pub database_url: String,
+    /// Signing keys for this site's in-process servers: committed fixtures first (no RSA work
+    /// at start-up), shared by all of them so no kid repeats in the site's database.
+    pub key_source: keymint::keys::material::KeySource,
+}
+
+/// The committed test keys (`tests/fixtures/rsa2048-test-keys.pem`), as PKCS#8 DER.
+fn fixture_keys() -> Vec<Vec<u8>> {
+    use base64::Engine;
+    let pem = include_str!("../fixtures/rsa2048-test-keys.pem");
+    pem.split("-----BEGIN PRIVATE KEY-----")
+        .filter_map(|block| block.split("-----END PRIVATE KEY-----").next())
+        .map(|b64| b64.split_whitespace().collect::<String>())
+        .filter(|b64| !b64.is_empty())
+        .map(|b64| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .unwrap()
+        })
+        .collect()
 }
 
 impl Site {
@@ -63,7 +82,11 @@ impl Site {
             Backend::Sqlite => format!("sqlite://{}/keymint.db", dir.path().display()),
             Backend::Postgres(base) => fresh_postgres(base).await,
         };
-        Site { dir, database_url }
+        Site {
+            dir,
+            database_url,
+            key_source: keymint::keys::material::KeySource::fixtures_first(fixture_keys()),
+        }
     }
 
     pub fn keys_dir(&self) -> PathBuf {
@@ -141,9 +164,12 @@ impl Server {
     /// Start keymint on `site` with extra configuration.
     pub async fn start(site: &Site, extra: &[(&str, &str)]) -> Server {
         let config = Config::from_sources(None, &site.env(extra)).unwrap();
-        let now = keymint::tokens::now();
-        let app = Arc::new(App::open(config, now).await.unwrap());
-        app.bootstrap(now).await.unwrap();
+        let deps = keymint::state::Deps {
+            clock: keymint::clock::Clock::system(),
+            key_source: site.key_source.clone(),
+        };
+        let app = Arc::new(App::open_with(config, deps).await.unwrap());
+        app.bootstrap(app.now()).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();
@@ -306,44 +332,60 @@ pub fn python() -> PathBuf {
 pub struct Proc {
     pub child: std::process::Child,
     pub base: String,
-}
-
-/// A free loopback port (bound and released; fine for tests).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    /// `http://addr/metrics` when `KEYMINT_METRICS_BIND` is set.
+    pub metrics_url: Option<String>,
 }
 
 impl Proc {
-    /// Spawn the real binary on `site` and wait until `/readyz` answers 200.
+    /// Spawn the real binary on `site` on port 0 and wait until `/readyz` answers 200.
     pub async fn spawn(site: &Site, extra: &[(&str, &str)]) -> Proc {
         Self::spawn_with(site, extra, |_| {}).await
     }
 
-    /// `spawn`, with a chance to adjust the command (limits, environment) first.
+    /// `spawn`, with a chance to adjust the command (limits, environment) first. The server
+    /// binds port 0 and prints the address it got; no port is guessed.
     pub async fn spawn_with(
         site: &Site,
         extra: &[(&str, &str)],
         tweak: impl FnOnce(&mut std::process::Command),
     ) -> Proc {
-        let port = free_port();
-        let bind = format!("127.0.0.1:{port}");
+        use std::io::BufRead;
         let mut env = site.env(extra);
-        env.insert("KEYMINT_BIND".into(), bind.clone());
+        env.entry("KEYMINT_BIND".into())
+            .or_insert_with(|| "127.0.0.1:0".into());
         env.insert("RUST_LOG".into(), "warn".into());
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_keymint"));
         cmd.arg("serve")
             .envs(&env)
-            .stdout(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::inherit());
         tweak(&mut cmd);
-        let child = cmd.spawn().unwrap();
+        let mut child = cmd.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (base, metrics_url) = tokio::task::spawn_blocking(move || {
+            let mut lines = std::io::BufReader::new(stdout).lines();
+            let mut metrics = None;
+            for line in lines.by_ref() {
+                let line = line.unwrap();
+                if let Some(m) = line.strip_prefix("keymint metrics on ") {
+                    metrics = Some(m.to_string());
+                }
+                if let Some(b) = line.strip_prefix("keymint listening on ") {
+                    let base = b.to_string();
+                    // Keep draining so the child never blocks on a full pipe.
+                    std::thread::spawn(move || lines.for_each(drop));
+                    return Some((base, metrics));
+                }
+            }
+            None
+        })
+        .await
+        .unwrap()
+        .expect("keymint serve exited before listening");
         let p = Proc {
             child,
-            base: format!("http://{bind}"),
+            base,
+            metrics_url,
         };
         let http = reqwest::Client::new();
         for _ in 0..300 {
@@ -353,7 +395,7 @@ impl Proc {
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        panic!("keymint serve on {bind} did not become ready");
+        panic!("keymint serve on {} did not become ready", p.base);
     }
 
     pub fn url(&self, path: &str) -> String {

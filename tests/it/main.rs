@@ -7,6 +7,7 @@ mod harness;
 
 mod abuse;
 mod admin;
+mod architecture;
 mod attacks;
 mod cli;
 mod flows;

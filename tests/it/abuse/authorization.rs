@@ -6,7 +6,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::both_dbs;
-use crate::harness::{Backend, Proc, Server, Site, assert_error, free_port};
+use crate::harness::{Backend, Proc, Server, Site, assert_error};
 use crate::oauth::{form, make_client};
 
 both_dbs!(last_admin_survives_concurrent_disables);
@@ -234,9 +234,11 @@ async fn last_admin_survives_concurrent_disables(b: Backend) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_bind_moves_metrics_and_refresh_kids_are_never_shown() {
     let site = Site::new(Backend::Sqlite).await;
-    let port = free_port();
-    let bind = format!("127.0.0.1:{port}");
-    let p = Proc::spawn(&site, &[("KEYMINT_METRICS_BIND", &bind)]).await;
+    let p = Proc::spawn(&site, &[("KEYMINT_METRICS_BIND", "127.0.0.1:0")]).await;
+    let metrics_url = p
+        .metrics_url
+        .clone()
+        .expect("the metrics address is printed");
     let http = reqwest::Client::new();
     let main = http.get(p.url("/metrics")).send().await.unwrap();
     assert_eq!(
@@ -245,7 +247,7 @@ async fn metrics_bind_moves_metrics_and_refresh_kids_are_never_shown() {
         "the main listener does not serve /metrics"
     );
     let text = http
-        .get(format!("http://{bind}/metrics"))
+        .get(&metrics_url)
         .send()
         .await
         .unwrap()
@@ -255,7 +257,7 @@ async fn metrics_bind_moves_metrics_and_refresh_kids_are_never_shown() {
     assert!(text.contains("keymint_key_age_seconds"), "{text}");
     // Only /metrics lives there.
     let r = http
-        .get(format!("http://{bind}/healthz"))
+        .get(metrics_url.replace("/metrics", "/healthz"))
         .send()
         .await
         .unwrap();

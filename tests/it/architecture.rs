@@ -1,0 +1,35 @@
+//! Invariants of ARCHITECTURE.md that a test can check by reading the source.
+
+use std::path::Path;
+
+fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// Domain modules never import axum: HTTP lives in `src/http/` and `src/server.rs` (and the
+/// binary's `main.rs`, which starts the server).
+#[test]
+fn only_the_http_layer_imports_axum() {
+    let src = crate::harness::root().join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut offenders = Vec::new();
+    for f in files {
+        let rel = f.strip_prefix(&src).unwrap().to_string_lossy().to_string();
+        if rel.starts_with("http/") || rel == "server.rs" || rel == "main.rs" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&f).unwrap();
+        if text.contains("axum::") || text.contains("use axum") {
+            offenders.push(rel);
+        }
+    }
+    assert!(offenders.is_empty(), "axum imported by {offenders:?}");
+}
