@@ -40,6 +40,27 @@ fn cut_json(v: Value) -> Value {
     }
 }
 
+/// Who performs an administrative action, as the audit log names them.
+#[derive(Clone, Copy, Debug)]
+pub enum Actor<'a> {
+    /// An admin through the API: their user id.
+    User(&'a str),
+    /// The command line.
+    Cli,
+    /// The scheduler.
+    Scheduler,
+}
+
+impl Actor<'_> {
+    pub fn name(&self) -> &str {
+        match self {
+            Actor::User(id) => id,
+            Actor::Cli => "cli",
+            Actor::Scheduler => "scheduler",
+        }
+    }
+}
+
 /// One event to record. `detail` must never hold a secret.
 pub struct Event<'a> {
     pub kind: &'a str,
@@ -124,6 +145,55 @@ async fn write(db: &DatabaseConnection, e: Event<'_>, dedup: Option<&str>, now: 
             "audit write failed: {err}"
         );
     }
+}
+
+/// Which events to list: filters and a keyset page (`before` an id, newest first).
+#[derive(Clone, Debug, Default)]
+pub struct Query {
+    pub kind: Option<String>,
+    pub outcome: Option<String>,
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    pub before: Option<i64>,
+    pub limit: u64,
+}
+
+/// A page of events, newest first, and the `before` of the next page if there is one.
+pub async fn list(
+    db: &DatabaseConnection,
+    q: Query,
+) -> crate::error::Result<(Vec<audit_events::Model>, Option<i64>)> {
+    use sea_orm::{ColumnTrait, QueryFilter, QueryOrder, QuerySelect};
+    if !(1..=500).contains(&q.limit) {
+        return Err(crate::error::Error::validation(
+            "limit must be between 1 and 500",
+        ));
+    }
+    let mut find = audit_events::Entity::find();
+    if let Some(k) = q.kind {
+        find = find.filter(A::Kind.eq(k));
+    }
+    if let Some(o) = q.outcome {
+        find = find.filter(A::Outcome.eq(o));
+    }
+    if let Some(t) = q.since {
+        find = find.filter(A::At.gte(t));
+    }
+    if let Some(t) = q.until {
+        find = find.filter(A::At.lt(t));
+    }
+    if let Some(b) = q.before {
+        find = find.filter(A::Id.lt(b));
+    }
+    let mut rows = find.order_by_desc(A::Id).limit(q.limit + 1).all(db).await?;
+    let more = rows.len() as u64 > q.limit;
+    rows.truncate(q.limit as usize);
+    let next = if more {
+        rows.last().map(|r| r.id)
+    } else {
+        None
+    };
+    Ok((rows, next))
 }
 
 #[cfg(test)]

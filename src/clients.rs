@@ -210,6 +210,54 @@ impl ClientStore {
     }
 }
 
+/// Register a client (the use case both the admin API and the CLI call). Returns the client
+/// and its secret, which is shown once and never stored.
+pub async fn create(
+    app: &crate::state::App,
+    actor: crate::audit::Actor<'_>,
+    req: &NewClient,
+) -> Result<(Client, String)> {
+    let now = app.now();
+    let (client, secret) = app.clients.create(req, now).await?;
+    crate::audit::record(
+        &app.db,
+        crate::audit::Event::new("client.create", "ok")
+            .actor(Some(actor.name()))
+            .subject(Some(&client.client_id))
+            .detail(serde_json::json!({"name": client.name, "grant_types": client.grant_types, "scopes": client.scopes})),
+        now,
+    )
+    .await;
+    Ok((client, secret))
+}
+
+/// Delete a client and revoke every token issued to it. Returns how many of its sessions
+/// (refresh families) were revoked.
+pub async fn delete(
+    app: &crate::state::App,
+    actor: crate::audit::Actor<'_>,
+    client_id: &str,
+) -> Result<u64> {
+    let now = app.now();
+    if !app.clients.delete(client_id).await? {
+        return Err(Error::not_found("client"));
+    }
+    let revoked = app
+        .sessions
+        .revoke_client(client_id, "client deleted", now)
+        .await?;
+    crate::audit::record(
+        &app.db,
+        crate::audit::Event::new("client.delete", "ok")
+            .actor(Some(actor.name()))
+            .subject(Some(client_id))
+            .detail(serde_json::json!({"revoked_sessions": revoked})),
+        now,
+    )
+    .await;
+    Ok(revoked)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,49 +9,13 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
-use serde::{Deserialize, Serialize};
-use serde_json::json;
 use tokio_cron_scheduler::{Job as CronJob, JobScheduler};
-use utoipa::ToSchema;
 
-use crate::audit::{self, Event};
+use crate::audit::Actor;
 use crate::db::entities::job_runs;
 use crate::error::{Error, Result};
-use crate::keys::{ActiveAndNext, Purpose};
+use crate::keys::Purpose;
 use crate::state::App;
-
-/// The active and next kid of each purpose after a rotation.
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
-#[schema(example = json!({"access": {"active": "kid-a2", "next": "kid-a3"}, "refresh": {"active": "kid-r1", "next": "kid-r2"}}))]
-pub struct RotationResult {
-    pub access: ActiveAndNext,
-    pub refresh: ActiveAndNext,
-}
-
-/// Rotate `purposes` now, audit it, and report both purposes' active and next kids.
-pub async fn rotate(
-    app: &App,
-    purposes: &[Purpose],
-    actor: &str,
-    now: i64,
-) -> Result<RotationResult> {
-    for p in purposes {
-        let r = app.keys.rotate(*p, now).await?;
-        app.metrics.rotated();
-        audit::record(
-            &app.db,
-            Event::new("key.rotate", "ok")
-                .actor(Some(actor))
-                .detail(json!({"purpose": p.as_str(), "active": r.active, "next": r.next})),
-            now,
-        )
-        .await;
-    }
-    Ok(RotationResult {
-        access: app.keys.active_and_next(Purpose::Access).await?,
-        refresh: app.keys.active_and_next(Purpose::Refresh).await?,
-    })
-}
 
 /// Claim `(job, tick)` for this instance. True when this instance should run the job.
 pub async fn claim(
@@ -132,7 +96,7 @@ pub async fn run_due(app: &App, job: Job, instance: &str) -> Result<bool> {
     }
     match job {
         Job::Rotate => {
-            let r = rotate(app, &Purpose::ALL, "scheduler", now).await?;
+            let r = crate::keys::admin::rotate(app, Actor::Scheduler, &Purpose::ALL).await?;
             tracing::info!(tick, access = %r.access.active, refresh = %r.refresh.active, "scheduled rotation done");
         }
         Job::Cleanup => {

@@ -235,7 +235,7 @@ async fn serve(config: Config) -> Result<(), StartError> {
 }
 
 async fn keys(cmd: KeysCmd, app: App) -> Result<(), StartError> {
-    let now = app.now();
+    use keymint::audit::Actor::Cli;
     match cmd {
         KeysCmd::List => print_json(&app.keys.list().await.map_err(other)?),
         KeysCmd::Rotate { purpose } => {
@@ -244,21 +244,15 @@ async fn keys(cmd: KeysCmd, app: App) -> Result<(), StartError> {
                 None => Purpose::ALL.to_vec(),
             };
             print_json(
-                &keymint::jobs::rotate(&app, &purposes, "cli", now)
+                &keymint::keys::admin::rotate(&app, Cli, &purposes)
                     .await
                     .map_err(other)?,
             )
         }
         KeysCmd::Revoke { kid } => {
-            let info = app.keys.revoke(&kid, now).await.map_err(other)?;
-            audit_cli(
-                &app,
-                "key.revoke",
-                None,
-                serde_json::json!({"kid": kid}),
-                now,
-            )
-            .await;
+            let info = keymint::keys::admin::revoke(&app, Cli, &kid)
+                .await
+                .map_err(other)?;
             print_json(&info)
         }
         KeysCmd::Export { kid: None, .. } => {
@@ -285,16 +279,19 @@ async fn keys(cmd: KeysCmd, app: App) -> Result<(), StartError> {
 }
 
 async fn users(cmd: UsersCmd, app: App) -> Result<(), StartError> {
-    let now = app.now();
-    let by_name = |name: String| {
-        let store = app.users.clone();
+    use keymint::audit::Actor::Cli;
+    use keymint::users::{self, UserChange};
+    // The same use cases as the admin API, so both doors apply the same rules.
+    let fail = |e: keymint::error::Error| other(e.message);
+    let id_of = |name: String| {
+        let app = &app;
+        async move { users::by_name(app, &name).await.map(|u| u.id).map_err(fail) }
+    };
+    let change = |id: String, change: UserChange| {
+        let app = &app;
         async move {
-            store
-                .by_username(&name)
-                .await
-                .map_err(other)?
-                .map(|c| c.user)
-                .ok_or_else(|| other(format!("no user named {name:?}")))
+            let (user, _) = users::update(app, Cli, &id, change).await.map_err(fail)?;
+            print_json(&user)
         }
     };
     match cmd {
@@ -303,138 +300,57 @@ async fn users(cmd: UsersCmd, app: App) -> Result<(), StartError> {
             roles,
             password_stdin,
         } => {
-            if !password_stdin {
-                return Err(other(
-                    "pass --password-stdin and the password on standard input",
-                ));
-            }
-            let password = read_password()?;
-            let user = app
-                .users
-                .create(&username, &password, &roles, now)
+            let password = read_password(password_stdin)?;
+            let user = users::create(&app, Cli, &username, &password, &roles)
                 .await
-                .map_err(|e| other(e.message))?;
-            audit_cli(
-                &app,
-                "user.create",
-                Some(&user.id),
-                serde_json::Value::Null,
-                now,
-            )
-            .await;
+                .map_err(fail)?;
             print_json(&user)
         }
         UsersCmd::List => print_json(&app.users.list().await.map_err(other)?),
         UsersCmd::SetRoles { username, roles } => {
-            let user = by_name(username).await?;
-            let user = app
-                .users
-                .set_roles(&user.id, &roles, now)
-                .await
-                .map_err(|e| other(e.message))?;
-            audit_cli(
-                &app,
-                "user.update",
-                Some(&user.id),
-                serde_json::json!({"roles": user.roles}),
-                now,
-            )
-            .await;
-            print_json(&user)
+            let roles = Some(roles);
+            let c = UserChange {
+                roles,
+                ..Default::default()
+            };
+            change(id_of(username).await?, c).await
         }
         UsersCmd::Disable { username } => {
-            let user = by_name(username).await?;
-            let user = app
-                .users
-                .set_disabled(&user.id, true, now)
-                .await
-                .map_err(|e| other(e.message))?;
-            // As over HTTP: a disabled user's sessions end now, on every instance.
-            app.sessions
-                .revoke_user_sessions(&user.id, "user disabled", now)
-                .await
-                .map_err(other)?;
-            audit_cli(
-                &app,
-                "user.disable",
-                Some(&user.id),
-                serde_json::Value::Null,
-                now,
-            )
-            .await;
-            print_json(&user)
+            let c = UserChange {
+                disabled: Some(true),
+                ..Default::default()
+            };
+            change(id_of(username).await?, c).await
         }
         UsersCmd::Enable { username } => {
-            let user = by_name(username).await?;
-            let user = app
-                .users
-                .set_disabled(&user.id, false, now)
-                .await
-                .map_err(|e| other(e.message))?;
-            audit_cli(
-                &app,
-                "user.update",
-                Some(&user.id),
-                serde_json::json!({"disabled": false}),
-                now,
-            )
-            .await;
-            print_json(&user)
+            let c = UserChange {
+                disabled: Some(false),
+                ..Default::default()
+            };
+            change(id_of(username).await?, c).await
         }
         UsersCmd::SetPassword {
             username,
             password_stdin,
         } => {
-            if !password_stdin {
-                return Err(other(
-                    "pass --password-stdin and the password on standard input",
-                ));
-            }
-            let password = read_password()?;
-            let user = by_name(username).await?;
-            let user = app
-                .users
-                .set_password(&user.id, &password, now)
-                .await
-                .map_err(|e| other(e.message))?;
-            // As over HTTP: a new password ends every session.
-            let revoked = app
-                .sessions
-                .revoke_user_sessions(&user.id, "password changed", now)
-                .await
-                .map_err(other)?;
-            audit_cli(
-                &app,
-                "user.update",
-                Some(&user.id),
-                serde_json::json!({"password_changed": true, "revoked_sessions": revoked}),
-                now,
-            )
-            .await;
-            print_json(&user)
+            let password = Some(read_password(password_stdin)?);
+            let c = UserChange {
+                password,
+                ..Default::default()
+            };
+            change(id_of(username).await?, c).await
         }
     }
 }
 
-/// Record an administrative action taken through the CLI.
-async fn audit_cli(
-    app: &App,
-    kind: &str,
-    subject: Option<&str>,
-    detail: serde_json::Value,
-    now: i64,
-) {
-    let mut e = keymint::audit::Event::new(kind, "ok")
-        .actor(Some("cli"))
-        .subject(subject);
-    if !detail.is_null() {
-        e = e.detail(detail);
+/// The first line of standard input, without its line ending (`--password-stdin` is required:
+/// passwords never go on the command line).
+fn read_password(password_stdin: bool) -> Result<String, StartError> {
+    if !password_stdin {
+        return Err(other(
+            "pass --password-stdin and the password on standard input",
+        ));
     }
-    keymint::audit::record(&app.db, e, now).await
-}
-
-/// The first line of standard input, without its line ending.
-fn read_password() -> Result<String, StartError> {
     let mut line = String::new();
     std::io::stdin()
         .lock()
@@ -444,7 +360,7 @@ fn read_password() -> Result<String, StartError> {
 }
 
 async fn clients(cmd: ClientsCmd, app: App) -> Result<(), StartError> {
-    let now = app.now();
+    use keymint::audit::Actor::Cli;
     match cmd {
         ClientsCmd::Create {
             name,
@@ -458,40 +374,18 @@ async fn clients(cmd: ClientsCmd, app: App) -> Result<(), StartError> {
                 scopes,
                 audience,
             };
-            let (client, secret) = app
-                .clients
-                .create(&req, now)
+            let (client, secret) = keymint::clients::create(&app, Cli, &req)
                 .await
                 .map_err(|e| other(e.message))?;
-            audit_cli(
-                &app,
-                "client.create",
-                Some(&client.client_id),
-                serde_json::Value::Null,
-                now,
-            )
-            .await;
             let mut v = serde_json::to_value(&client).map_err(other)?;
             v["client_secret"] = serde_json::Value::String(secret);
             print_json(&v)
         }
         ClientsCmd::List => print_json(&app.clients.list().await.map_err(other)?),
         ClientsCmd::Delete { client_id } => {
-            if !app.clients.delete(&client_id).await.map_err(other)? {
-                return Err(other(format!("no client {client_id:?}")));
-            }
-            app.sessions
-                .revoke_client(&client_id, "client deleted", now)
+            keymint::clients::delete(&app, Cli, &client_id)
                 .await
-                .map_err(other)?;
-            audit_cli(
-                &app,
-                "client.delete",
-                Some(&client_id),
-                serde_json::Value::Null,
-                now,
-            )
-            .await;
+                .map_err(|e| other(e.message))?;
             eprintln!("deleted {client_id}");
             Ok(())
         }

@@ -4,14 +4,13 @@ use axum::Json;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use serde::Deserialize;
-use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::audit::{self, Event};
+use crate::audit::Actor;
 use crate::error::Error;
 use crate::http::error::ErrorBody;
 use crate::http::extract::{ApiQuery, bearer_token, missing_token};
-use crate::jobs::RotationResult;
+use crate::keys::admin::{self as keys, RotationResult};
 use crate::keys::{KeyInfo, Purpose};
 use crate::state::AppState;
 use crate::tokens::AccessClaims;
@@ -68,7 +67,7 @@ pub async fn rotate_keys(
         .map(|p| vec![p])
         .unwrap_or_else(|| Purpose::ALL.to_vec());
     Ok(Json(
-        crate::jobs::rotate(&s, &purposes, &who.sub, s.now()).await?,
+        keys::rotate(&s, Actor::User(&who.sub), &purposes).await?,
     ))
 }
 
@@ -88,15 +87,6 @@ pub async fn revoke_key(
     Admin(who): Admin,
     Path(kid): Path<String>,
 ) -> Result<Json<KeyInfo>, Error> {
-    let now = s.now();
-    let info = s.keys.revoke(&kid, now).await?;
-    audit::record(
-        &s.db,
-        Event::new("key.revoke", "ok")
-            .actor(Some(&who.sub))
-            .detail(json!({"kid": kid, "purpose": info.purpose})),
-        now,
-    )
-    .await;
+    let info = keys::revoke(&s, Actor::User(&who.sub), &kid).await?;
     Ok(Json(info))
 }

@@ -4,13 +4,13 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 
-use crate::audit::{self, Event};
-use crate::clients::{Client, NewClient};
+use crate::audit::Actor;
+use crate::clients::{self, Client, NewClient};
 use crate::error::Error;
 use crate::http::admin::Admin;
+use crate::http::auth::no_store;
 use crate::http::error::ErrorBody;
 use crate::http::extract::ApiJson;
 use crate::state::AppState;
@@ -51,18 +51,12 @@ pub async fn create_client(
     ApiJson(req): ApiJson<NewClient>,
 ) -> Result<(StatusCode, axum::response::Response), Error> {
     use axum::response::IntoResponse;
-    let now = s.now();
-    let (client, client_secret) = s.clients.create(&req, now).await?;
-    audit::record(&s.db, Event::new("client.create", "ok").actor(Some(&who.sub)).subject(Some(&client.client_id))
-        .detail(json!({"name": client.name, "grant_types": client.grant_types, "scopes": client.scopes})), now).await;
-    let resp = crate::http::auth::no_store(
-        Json(CreatedClient {
-            client,
-            client_secret,
-        })
-        .into_response(),
-    );
-    Ok((StatusCode::CREATED, resp))
+    let (client, client_secret) = clients::create(&s, Actor::User(&who.sub), &req).await?;
+    let body = Json(CreatedClient {
+        client,
+        client_secret,
+    });
+    Ok((StatusCode::CREATED, no_store(body.into_response())))
 }
 
 /// One client.
@@ -100,19 +94,6 @@ pub async fn delete_client(
     Admin(who): Admin,
     Path(id): Path<String>,
 ) -> Result<StatusCode, Error> {
-    let now = s.now();
-    if !s.clients.delete(&id).await? {
-        return Err(Error::not_found("client"));
-    }
-    let revoked = s.sessions.revoke_client(&id, "client deleted", now).await?;
-    audit::record(
-        &s.db,
-        Event::new("client.delete", "ok")
-            .actor(Some(&who.sub))
-            .subject(Some(&id))
-            .detail(json!({"revoked_sessions": revoked})),
-        now,
-    )
-    .await;
+    clients::delete(&s, Actor::User(&who.sub), &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -4,16 +4,15 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 
-use crate::audit::{self, Event};
+use crate::audit::Actor;
 use crate::error::Error;
 use crate::http::admin::Admin;
 use crate::http::error::ErrorBody;
 use crate::http::extract::ApiJson;
 use crate::state::AppState;
-use crate::users::User;
+use crate::users::{self, User, UserChange};
 
 /// A new user.
 #[derive(Deserialize, ToSchema)]
@@ -91,20 +90,8 @@ pub async fn create_user(
     Admin(who): Admin,
     ApiJson(req): ApiJson<CreateUser>,
 ) -> Result<(StatusCode, Json<User>), Error> {
-    let now = s.now();
-    let user = s
-        .users
-        .create(&req.username, &req.password, &req.roles, now)
-        .await?;
-    audit::record(
-        &s.db,
-        Event::new("user.create", "ok")
-            .actor(Some(&who.sub))
-            .subject(Some(&user.id))
-            .detail(json!({"username": user.username, "roles": user.roles})),
-        now,
-    )
-    .await;
+    let actor = Actor::User(&who.sub);
+    let user = users::create(&s, actor, &req.username, &req.password, &req.roles).await?;
     Ok((StatusCode::CREATED, Json(user)))
 }
 
@@ -143,28 +130,12 @@ pub async fn update_user(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<UpdateUser>,
 ) -> Result<Json<User>, Error> {
-    let now = s.now();
-    let revoke = req.password.is_some() || req.disabled == Some(true);
-    let change = crate::users::UserChange {
-        roles: req.roles.clone(),
+    let change = UserChange {
+        roles: req.roles,
         disabled: req.disabled,
-        password: req.password.clone(),
+        password: req.password,
     };
-    let user = s.users.change(&id, change, now).await?;
-    let revoked = if revoke {
-        s.sessions
-            .revoke_user_sessions(&id, "user updated", now)
-            .await?
-    } else {
-        0
-    };
-    let kind = if req.disabled == Some(true) {
-        "user.disable"
-    } else {
-        "user.update"
-    };
-    audit::record(&s.db, Event::new(kind, "ok").actor(Some(&who.sub)).subject(Some(&id))
-        .detail(json!({"roles": req.roles, "disabled": req.disabled, "password_changed": req.password.is_some(), "revoked_sessions": revoked})), now).await;
+    let (user, _) = users::update(&s, Actor::User(&who.sub), &id, change).await?;
     Ok(Json(user))
 }
 
@@ -183,22 +154,7 @@ pub async fn delete_user(
     Admin(who): Admin,
     Path(id): Path<String>,
 ) -> Result<StatusCode, Error> {
-    let now = s.now();
-    let user = user_or_404(&s, &id).await?;
-    s.users.delete(&id).await?;
-    let revoked = s
-        .sessions
-        .revoke_user_sessions(&id, "user deleted", now)
-        .await?;
-    audit::record(
-        &s.db,
-        Event::new("user.delete", "ok")
-            .actor(Some(&who.sub))
-            .subject(Some(&id))
-            .detail(json!({"username": user.username, "revoked_sessions": revoked})),
-        now,
-    )
-    .await;
+    users::delete(&s, Actor::User(&who.sub), &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -216,22 +172,6 @@ pub async fn revoke_sessions(
     Admin(who): Admin,
     Path(id): Path<String>,
 ) -> Result<Json<RevokedSessions>, Error> {
-    let now = s.now();
-    user_or_404(&s, &id).await?;
-    let n = s
-        .sessions
-        .revoke_user_sessions(&id, "admin revoke-sessions", now)
-        .await?;
-    audit::record(
-        &s.db,
-        Event::new("token.revoke", "ok")
-            .actor(Some(&who.sub))
-            .subject(Some(&id))
-            .detail(json!({"reason": "revoke-sessions", "revoked_sessions": n})),
-        now,
-    )
-    .await;
-    Ok(Json(RevokedSessions {
-        revoked_sessions: n,
-    }))
+    let revoked_sessions = users::revoke_sessions(&s, Actor::User(&who.sub), &id).await?;
+    Ok(Json(RevokedSessions { revoked_sessions }))
 }

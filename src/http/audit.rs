@@ -2,11 +2,10 @@
 
 use axum::Json;
 use axum::extract::State;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::db::entities::audit_events::{Column as A, Entity as Audit};
+use crate::audit;
 use crate::error::Error;
 use crate::http::admin::Admin;
 use crate::http::error::ErrorBody;
@@ -46,11 +45,30 @@ pub struct AuditEvent {
     pub subject: Option<String>,
     pub ip: Option<String>,
     pub detail: serde_json::Value,
+    /// How many attempts this record stands for: repeated failed or throttled logins are one
+    /// record per (address, username, minute) with a count; every other event is 1.
+    pub count: i64,
+}
+
+impl From<crate::db::entities::audit_events::Model> for AuditEvent {
+    fn from(r: crate::db::entities::audit_events::Model) -> Self {
+        AuditEvent {
+            id: r.id,
+            at: r.at,
+            kind: r.kind,
+            outcome: r.outcome,
+            actor: r.actor,
+            subject: r.subject,
+            ip: r.ip,
+            detail: serde_json::from_str(&r.detail).unwrap_or(serde_json::Value::Null),
+            count: r.count,
+        }
+    }
 }
 
 /// A page of events.
 #[derive(Serialize, Deserialize, ToSchema)]
-#[schema(example = json!({"events": [{"id": 42, "at": 1795434478, "kind": "login", "outcome": "failed", "actor": null, "subject": null, "ip": "192.0.2.7", "detail": {"username": "alice"}}], "next_before": 42}))]
+#[schema(example = json!({"events": [{"id": 42, "at": 1795434478, "kind": "login", "outcome": "failed", "actor": null, "subject": null, "ip": "192.0.2.7", "detail": {"username": "alice"}, "count": 3}], "next_before": 42}))]
 pub struct AuditPage {
     pub events: Vec<AuditEvent>,
     /// Pass as `before` to get the next page; absent on the last page.
@@ -72,51 +90,16 @@ pub async fn list_audit(
     _: Admin,
     ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> Result<Json<AuditPage>, Error> {
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=500).contains(&limit) {
-        return Err(Error::validation("limit must be between 1 and 500"));
-    }
-    let mut find = Audit::find();
-    if let Some(k) = q.kind {
-        find = find.filter(A::Kind.eq(k));
-    }
-    if let Some(o) = q.outcome {
-        find = find.filter(A::Outcome.eq(o));
-    }
-    if let Some(t) = q.since {
-        find = find.filter(A::At.gte(t));
-    }
-    if let Some(t) = q.until {
-        find = find.filter(A::At.lt(t));
-    }
-    if let Some(b) = q.before {
-        find = find.filter(A::Id.lt(b));
-    }
-    let rows = find
-        .order_by_desc(A::Id)
-        .limit(limit + 1)
-        .all(&s.db)
-        .await?;
-    let more = rows.len() as u64 > limit;
-    let events: Vec<AuditEvent> = rows
-        .into_iter()
-        .take(limit as usize)
-        .map(|r| AuditEvent {
-            id: r.id,
-            at: r.at,
-            kind: r.kind,
-            outcome: r.outcome,
-            actor: r.actor,
-            subject: r.subject,
-            ip: r.ip,
-            detail: serde_json::from_str(&r.detail).unwrap_or(serde_json::Value::Null),
-        })
-        .collect();
-    let next_before = if more {
-        events.last().map(|e| e.id)
-    } else {
-        None
+    let query = audit::Query {
+        limit: q.limit.unwrap_or(100),
+        kind: q.kind,
+        outcome: q.outcome,
+        since: q.since,
+        until: q.until,
+        before: q.before,
     };
+    let (rows, next_before) = audit::list(&s.db, query).await?;
+    let events = rows.into_iter().map(AuditEvent::from).collect();
     Ok(Json(AuditPage {
         events,
         next_before,

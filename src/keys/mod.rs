@@ -7,14 +7,19 @@
 //! database transaction; the database (partial unique indexes) guarantees at most one
 //! `active` and one `next` key per purpose.
 
+pub mod admin;
 pub mod kek;
 pub mod material;
+mod ring;
+mod types;
+
+use ring::empty_ring;
+pub use ring::{KeyRing, Signer, Verifier};
+pub use types::{ActiveAndNext, Jwk, Jwks, KeyInfo, KeyPolicy, KeyState, Purpose};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
 use base64::Engine;
 use jsonwebtoken::DecodingKey;
 use sea_orm::sea_query::Expr;
@@ -22,232 +27,12 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
     TransactionTrait,
 };
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use utoipa::ToSchema;
 
 use crate::db::entities::signing_keys::{self, Column as K, Entity as Keys};
 use crate::error::{Error, ErrorCode, Result};
 use kek::Kek;
 use material::KeyMaterial;
-
-/// What a key signs. Access keys are published; refresh keys never are.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Purpose {
-    Access,
-    Refresh,
-}
-
-impl Purpose {
-    pub const ALL: [Purpose; 2] = [Purpose::Access, Purpose::Refresh];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Purpose::Access => "access",
-            Purpose::Refresh => "refresh",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "access" => Some(Purpose::Access),
-            "refresh" => Some(Purpose::Refresh),
-            _ => None,
-        }
-    }
-}
-
-/// Where a key is in its lifecycle.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum KeyState {
-    /// Published, not yet signing.
-    Next,
-    /// The one key of its purpose that signs.
-    Active,
-    /// No longer signs; still verifies until every token it signed has expired.
-    Retired,
-    /// Compromised: unpublished and refused at once.
-    Revoked,
-}
-
-impl KeyState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KeyState::Next => "next",
-            KeyState::Active => "active",
-            KeyState::Retired => "retired",
-            KeyState::Revoked => "revoked",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "next" => Some(KeyState::Next),
-            "active" => Some(KeyState::Active),
-            "retired" => Some(KeyState::Retired),
-            "revoked" => Some(KeyState::Revoked),
-            _ => None,
-        }
-    }
-}
-
-/// Lifetimes the key manager needs to know when a retired key may go.
-#[derive(Clone, Copy, Debug)]
-pub struct KeyPolicy {
-    pub bits: usize,
-    pub access_ttl: i64,
-    pub refresh_ttl: i64,
-    pub leeway: i64,
-}
-
-impl KeyPolicy {
-    /// A key retired at `retired_at` verifies until every token it signed has expired.
-    pub fn retired_until(&self, purpose: Purpose, retired_at: i64) -> i64 {
-        let ttl = match purpose {
-            Purpose::Access => self.access_ttl,
-            Purpose::Refresh => self.refresh_ttl,
-        };
-        retired_at + ttl + self.leeway
-    }
-}
-
-/// A key that signs: its kid and the parsed key pair (parsed once, not per signature).
-pub struct Signer {
-    pub kid: String,
-    pair: RsaKeyPair,
-}
-
-impl std::fmt::Debug for Signer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Signer")
-            .field("kid", &self.kid)
-            .field("pair", &"<hidden>")
-            .finish()
-    }
-}
-
-impl Signer {
-    /// Parse a PKCS#8 DER private key once; signing then reuses the parsed key.
-    pub fn from_pkcs8(kid: String, der: &[u8]) -> Result<Self, String> {
-        let pair = RsaKeyPair::from_pkcs8(der).map_err(|e| format!("key {kid} rejected: {e}"))?;
-        Ok(Self { kid, pair })
-    }
-
-    /// RS256 (RSASSA-PKCS1-v1_5 with SHA-256) through aws-lc, which is constant-time and
-    /// blinded, unlike the `rsa` crate's own private-key operations.
-    pub fn sign(&self, rng: &SystemRandom, msg: &[u8]) -> Result<Vec<u8>, String> {
-        let mut sig = vec![0; self.pair.public_modulus_len()];
-        self.pair
-            .sign(&RSA_PKCS1_SHA256, rng, msg, &mut sig)
-            .map_err(|_| "rsa sign failed".to_string())?;
-        Ok(sig)
-    }
-}
-
-/// A key that verifies, with the last moment it may.
-pub struct Verifier {
-    pub kid: String,
-    pub purpose: Purpose,
-    pub state: KeyState,
-    pub key: DecodingKey,
-    pub expires_at: Option<i64>,
-}
-
-/// An immutable snapshot of every usable key, swapped whole when keys change.
-pub struct KeyRing {
-    access_signer: Option<Arc<Signer>>,
-    refresh_signer: Option<Arc<Signer>>,
-    verifiers: HashMap<String, Verifier>,
-    jwks: Vec<u8>,
-    etag: String,
-    fingerprint: String,
-    pub rng: SystemRandom,
-}
-
-impl KeyRing {
-    /// The active key of `purpose`, if the ring has one.
-    pub fn signer(&self, purpose: Purpose) -> Option<&Arc<Signer>> {
-        match purpose {
-            Purpose::Access => self.access_signer.as_ref(),
-            Purpose::Refresh => self.refresh_signer.as_ref(),
-        }
-    }
-
-    /// The key named `kid` if it verifies tokens of `purpose` at `now`.
-    pub fn verifier(&self, kid: &str, purpose: Purpose, now: i64) -> Option<&Verifier> {
-        self.verifiers
-            .get(kid)
-            .filter(|v| v.purpose == purpose && v.expires_at.is_none_or(|exp| exp > now))
-    }
-
-    /// The rendered JWKS document and its ETag.
-    pub fn jwks(&self) -> (&[u8], &str) {
-        (&self.jwks, &self.etag)
-    }
-
-    /// A ring over in-memory keys, for fuzzing, benches and tests of `tokens` without a
-    /// database. Each entry is a key, its purpose and its state; no JWKS is rendered.
-    pub fn from_keys(keys: &[(&KeyMaterial, Purpose, KeyState)]) -> Result<KeyRing, String> {
-        let mut ring = empty_ring();
-        for (m, purpose, state) in keys {
-            if *state == KeyState::Active {
-                let signer = Some(Arc::new(Signer::from_pkcs8(m.kid.clone(), &m.pkcs8_der)?));
-                match purpose {
-                    Purpose::Access => ring.access_signer = signer,
-                    Purpose::Refresh => ring.refresh_signer = signer,
-                }
-            }
-            let key = DecodingKey::from_rsa_components(&m.n, &m.e).map_err(|e| e.to_string())?;
-            let v = Verifier {
-                kid: m.kid.clone(),
-                purpose: *purpose,
-                state: *state,
-                key,
-                expires_at: None,
-            };
-            ring.verifiers.insert(m.kid.clone(), v);
-        }
-        Ok(ring)
-    }
-
-    /// The kids published in the JWKS.
-    pub fn published_kids(&self) -> Vec<String> {
-        let mut kids: Vec<_> = self
-            .verifiers
-            .values()
-            .filter(|v| v.purpose == Purpose::Access)
-            .map(|v| v.kid.clone())
-            .collect();
-        kids.sort();
-        kids
-    }
-}
-
-/// Public description of a key for `GET /admin/keys` and `keymint keys list`.
-#[derive(Clone, Debug, Serialize, ToSchema)]
-#[schema(example = json!({"kid": "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs", "purpose": "access", "state": "retired", "bits": 2048, "created_at": 1794829678, "activated_at": 1795434478, "retired_at": 1796039278, "revoked_at": null, "expires_at": 1796040208}))]
-pub struct KeyInfo {
-    pub kid: String,
-    pub purpose: Purpose,
-    pub state: KeyState,
-    pub bits: i32,
-    /// Unix seconds.
-    pub created_at: i64,
-    pub activated_at: Option<i64>,
-    pub retired_at: Option<i64>,
-    pub revoked_at: Option<i64>,
-    /// When a retired key stops verifying and may be removed.
-    pub expires_at: Option<i64>,
-}
-
-/// The active and next kid of one purpose after a change.
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
-pub struct ActiveAndNext {
-    pub active: String,
-    pub next: String,
-}
 
 /// The key manager. Cheap to share behind an `Arc`.
 pub struct KeyManager {
@@ -670,63 +455,4 @@ fn info(r: signing_keys::Model) -> KeyInfo {
         revoked_at: r.revoked_at,
         expires_at: r.expires_at,
     }
-}
-
-fn empty_ring() -> KeyRing {
-    KeyRing {
-        access_signer: None,
-        refresh_signer: None,
-        verifiers: HashMap::new(),
-        jwks: br#"{"keys":[]}"#.to_vec(),
-        etag: String::new(),
-        fingerprint: String::new(),
-        rng: SystemRandom::new(),
-    }
-}
-
-/// Generate a key on the blocking pool.
-pub async fn generate(bits: usize) -> Result<KeyMaterial> {
-    tokio::task::spawn_blocking(move || material::generate(bits))
-        .await
-        .map_err(Error::internal)?
-        .map_err(Error::internal)
-}
-
-/// One public key in JWKS form (RFC 7517).
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
-pub struct Jwk {
-    #[schema(example = "RSA")]
-    pub kty: String,
-    #[serde(rename = "use")]
-    #[schema(example = "sig")]
-    pub use_: String,
-    #[schema(example = "RS256")]
-    pub alg: String,
-    /// RFC 7638 thumbprint of the key.
-    pub kid: String,
-    /// Modulus, base64url.
-    pub n: String,
-    /// Public exponent, base64url.
-    #[schema(example = "AQAB")]
-    pub e: String,
-}
-
-impl Jwk {
-    fn new(r: &signing_keys::Model) -> Self {
-        Jwk {
-            kty: "RSA".into(),
-            use_: "sig".into(),
-            alg: "RS256".into(),
-            kid: r.kid.clone(),
-            n: r.n.clone(),
-            e: r.e.clone(),
-        }
-    }
-}
-
-/// The JWKS document.
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
-#[schema(example = json!({"keys": [{"kty": "RSA", "use": "sig", "alg": "RS256", "kid": "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs", "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw", "e": "AQAB"}]}))]
-pub struct Jwks {
-    pub keys: Vec<Jwk>,
 }

@@ -10,6 +10,7 @@ mod admin;
 mod architecture;
 mod attacks;
 mod cli;
+mod doors;
 mod flows;
 mod keys;
 mod oauth;

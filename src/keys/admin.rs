@@ -1,0 +1,56 @@
+//! Key use cases that the admin API, the CLI and the scheduler share: rotate and revoke, each
+//! counted and audited in one shape.
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+
+use super::{ActiveAndNext, KeyInfo, Purpose};
+use crate::audit::{self, Actor, Event};
+use crate::error::Result;
+use crate::state::App;
+
+/// The active and next kid of each purpose after a rotation.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[schema(example = json!({"access": {"active": "kid-a2", "next": "kid-a3"}, "refresh": {"active": "kid-r1", "next": "kid-r2"}}))]
+pub struct RotationResult {
+    pub access: ActiveAndNext,
+    pub refresh: ActiveAndNext,
+}
+
+/// Rotate `purposes` now, audit it, and report both purposes' active and next kids.
+pub async fn rotate(app: &App, actor: Actor<'_>, purposes: &[Purpose]) -> Result<RotationResult> {
+    let now = app.now();
+    for p in purposes {
+        let r = app.keys.rotate(*p, now).await?;
+        app.metrics.rotated();
+        audit::record(
+            &app.db,
+            Event::new("key.rotate", "ok")
+                .actor(Some(actor.name()))
+                .detail(json!({"purpose": p.as_str(), "active": r.active, "next": r.next})),
+            now,
+        )
+        .await;
+    }
+    Ok(RotationResult {
+        access: app.keys.active_and_next(Purpose::Access).await?,
+        refresh: app.keys.active_and_next(Purpose::Refresh).await?,
+    })
+}
+
+/// Revoke a compromised key: unpublished and refused at once; the next key takes over if it
+/// was active.
+pub async fn revoke(app: &App, actor: Actor<'_>, kid: &str) -> Result<KeyInfo> {
+    let now = app.now();
+    let info = app.keys.revoke(kid, now).await?;
+    audit::record(
+        &app.db,
+        Event::new("key.revoke", "ok")
+            .actor(Some(actor.name()))
+            .detail(json!({"kid": kid, "purpose": info.purpose})),
+        now,
+    )
+    .await;
+    Ok(info)
+}

@@ -1,0 +1,150 @@
+//! The vocabulary of keys: purposes, lifecycle states with their database names, the
+//! lifetimes policy, and the public shapes (`KeyInfo`, JWK, JWKS).
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// What a key signs. Access keys are published; refresh keys never are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Purpose {
+    Access,
+    Refresh,
+}
+
+impl Purpose {
+    pub const ALL: [Purpose; 2] = [Purpose::Access, Purpose::Refresh];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Access => "access",
+            Purpose::Refresh => "refresh",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "access" => Some(Purpose::Access),
+            "refresh" => Some(Purpose::Refresh),
+            _ => None,
+        }
+    }
+}
+
+/// Where a key is in its lifecycle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyState {
+    /// Published, not yet signing.
+    Next,
+    /// The one key of its purpose that signs.
+    Active,
+    /// No longer signs; still verifies until every token it signed has expired.
+    Retired,
+    /// Compromised: unpublished and refused at once.
+    Revoked,
+}
+
+impl KeyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Next => "next",
+            KeyState::Active => "active",
+            KeyState::Retired => "retired",
+            KeyState::Revoked => "revoked",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "next" => Some(KeyState::Next),
+            "active" => Some(KeyState::Active),
+            "retired" => Some(KeyState::Retired),
+            "revoked" => Some(KeyState::Revoked),
+            _ => None,
+        }
+    }
+}
+
+/// Lifetimes the key manager needs to know when a retired key may go.
+#[derive(Clone, Copy, Debug)]
+pub struct KeyPolicy {
+    pub bits: usize,
+    pub access_ttl: i64,
+    pub refresh_ttl: i64,
+    pub leeway: i64,
+}
+
+impl KeyPolicy {
+    /// A key retired at `retired_at` verifies until every token it signed has expired.
+    pub fn retired_until(&self, purpose: Purpose, retired_at: i64) -> i64 {
+        let ttl = match purpose {
+            Purpose::Access => self.access_ttl,
+            Purpose::Refresh => self.refresh_ttl,
+        };
+        retired_at + ttl + self.leeway
+    }
+}
+
+/// Public description of a key for `GET /admin/keys` and `keymint keys list`.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[schema(example = json!({"kid": "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs", "purpose": "access", "state": "retired", "bits": 2048, "created_at": 1794829678, "activated_at": 1795434478, "retired_at": 1796039278, "revoked_at": null, "expires_at": 1796040208}))]
+pub struct KeyInfo {
+    pub kid: String,
+    pub purpose: Purpose,
+    pub state: KeyState,
+    pub bits: i32,
+    /// Unix seconds.
+    pub created_at: i64,
+    pub activated_at: Option<i64>,
+    pub retired_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+    /// When a retired key stops verifying and may be removed.
+    pub expires_at: Option<i64>,
+}
+
+/// The active and next kid of one purpose after a change.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct ActiveAndNext {
+    pub active: String,
+    pub next: String,
+}
+
+/// One public key in JWKS form (RFC 7517).
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct Jwk {
+    #[schema(example = "RSA")]
+    pub kty: String,
+    #[serde(rename = "use")]
+    #[schema(example = "sig")]
+    pub use_: String,
+    #[schema(example = "RS256")]
+    pub alg: String,
+    /// RFC 7638 thumbprint of the key.
+    pub kid: String,
+    /// Modulus, base64url.
+    pub n: String,
+    /// Public exponent, base64url.
+    #[schema(example = "AQAB")]
+    pub e: String,
+}
+
+impl Jwk {
+    pub(super) fn new(r: &crate::db::entities::signing_keys::Model) -> Self {
+        Jwk {
+            kty: "RSA".into(),
+            use_: "sig".into(),
+            alg: "RS256".into(),
+            kid: r.kid.clone(),
+            n: r.n.clone(),
+            e: r.e.clone(),
+        }
+    }
+}
+
+/// The JWKS document.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"keys": [{"kty": "RSA", "use": "sig", "alg": "RS256", "kid": "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs", "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw", "e": "AQAB"}]}))]
+pub struct Jwks {
+    pub keys: Vec<Jwk>,
+}
