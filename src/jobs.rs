@@ -152,3 +152,45 @@ fn warn_if_rotation_outpaces_caches(app: &App) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn a_firing_belongs_to_the_latest_tick_at_or_before_it() {
+        // Weekly, Monday 03:00 UTC (the default).
+        let weekly = crate::config::cron_schedule("0 0 3 * * Mon").unwrap();
+        let tick = at("2026-11-30T03:00:00Z").timestamp(); // a Monday
+        assert_eq!(tick_of(&weekly, at("2026-11-30T03:00:00Z")), Some(tick));
+        assert_eq!(
+            tick_of(&weekly, at("2026-11-30T02:59:59.5Z")),
+            Some(tick),
+            "early by <1 s"
+        );
+        assert_eq!(
+            tick_of(&weekly, at("2026-12-03T12:00:00Z")),
+            Some(tick),
+            "mid-week"
+        );
+        assert_eq!(
+            tick_of(&weekly, at("2026-12-07T03:00:00Z")),
+            Some(tick + 7 * 86400)
+        );
+        let every3 = crate::config::cron_schedule("*/3 * * * * *").unwrap();
+        assert_eq!(
+            tick_of(&every3, at("2026-11-30T10:00:04Z")),
+            Some(at("2026-11-30T10:00:03Z").timestamp())
+        );
+    }
+
+    #[test]
+    fn jobs_have_stable_names() {
+        assert_eq!(Job::Rotate.as_str(), "rotate");
+        assert_eq!(Job::Cleanup.as_str(), "cleanup");
+    }
+}

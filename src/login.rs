@@ -12,8 +12,65 @@ use crate::audit::{self, Event};
 use crate::error::{Error, ErrorCode, Result};
 use crate::metrics::Login;
 use crate::ratelimit::ThrottledBy;
+use crate::sessions::{Grant, TokenPair};
 use crate::state::App;
+use crate::tokens::AccessClaims;
 use crate::users::User;
+
+/// A sign-in with a password: through `/auth/login` (no client, first-party) or the OAuth
+/// password grant (a client, its audience, the scope already checked against it).
+pub struct SignIn<'a> {
+    pub username: &'a str,
+    pub password: &'a str,
+    /// The client address ([`crate::net::limit_key`]).
+    pub addr: Option<&'a str>,
+    pub client: Option<&'a crate::clients::Client>,
+    pub scope: String,
+}
+
+/// Check the password, start a session (a new refresh family), audit the login.
+pub async fn sign_in(app: &App, req: SignIn<'_>) -> Result<TokenPair> {
+    let now = app.now();
+    let user = check_password(app, req.username, req.password, req.addr, now).await?;
+    let grant = Grant {
+        user,
+        client_id: req.client.map(|c| c.client_id.clone()),
+        audience: req
+            .client
+            .and_then(|c| c.audience.clone())
+            .unwrap_or_else(|| app.config.audience.clone()),
+        scope: req.scope,
+    };
+    let pair = app.sessions.start(grant, now).await?;
+    let a = &pair.access;
+    audit::record(
+        &app.db,
+        Event::new("login", "ok")
+            .subject(Some(&a.sub))
+            .ip(req.addr)
+            .detail(json!({"client_id": a.client_id, "sid": a.sid, "jti": a.jti})),
+        now,
+    )
+    .await;
+    Ok(pair)
+}
+
+/// Log out: revoke the presented access token and its session, and the session of
+/// `refresh_token` when it is the same user's; audited.
+pub async fn sign_out(app: &App, claims: &AccessClaims, refresh_token: Option<&str>) -> Result<()> {
+    let now = app.now();
+    app.sessions.logout(claims, refresh_token, now).await?;
+    audit::record(
+        &app.db,
+        Event::new("token.revoke", "ok")
+            .actor(Some(&claims.sub))
+            .subject(Some(&claims.sub))
+            .detail(json!({"reason": "logout", "jti": claims.jti, "sid": claims.sid})),
+        now,
+    )
+    .await;
+    Ok(())
+}
 
 /// Longest username accepted at login, in bytes.
 pub const MAX_USERNAME: usize = 64;

@@ -267,6 +267,33 @@ impl Metrics {
     }
 }
 
+/// The Prometheus text of `app`: its counters, plus key ages and the denylist size read now.
+/// Refresh-key kids are never published, so they are not shown here either: only the age of
+/// the oldest refresh key per state.
+pub async fn exposition(app: &crate::state::App) -> crate::error::Result<String> {
+    use crate::keys::{KeyState, Purpose};
+    let now = app.now();
+    let keys = app.keys.list().await?;
+    let live = keys
+        .iter()
+        .filter(|k| k.state != KeyState::Revoked && k.expires_at.is_none_or(|e| e > now));
+    let mut ages: Vec<(String, &str, &str, i64)> = Vec::new();
+    for k in live {
+        let age = now - k.created_at;
+        if k.purpose == Purpose::Access {
+            ages.push((k.kid.clone(), k.purpose.as_str(), k.state.as_str(), age));
+        } else if let Some(e) = ages
+            .iter_mut()
+            .find(|e| e.0.is_empty() && e.2 == k.state.as_str())
+        {
+            e.3 = e.3.max(age);
+        } else {
+            ages.push((String::new(), k.purpose.as_str(), k.state.as_str(), age));
+        }
+    }
+    Ok(app.metrics.render(&ages, app.denylist.len()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

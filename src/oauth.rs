@@ -12,9 +12,9 @@ use crate::db::entities::{refresh_families as fam, refresh_tokens as rt};
 use crate::error::{Error, ErrorCode};
 use crate::keys::Purpose;
 use crate::revocation::Kind;
-use crate::sessions::{Grant, TokenPair};
+use crate::sessions::TokenPair;
 use crate::state::App;
-use crate::tokens::AccessClaims;
+use crate::tokens::{AccessClaims, AccessFor};
 use sea_orm::EntityTrait;
 
 /// Why an OAuth operation failed: an RFC 6749 protocol error (its registered code and a
@@ -93,31 +93,18 @@ pub async fn password_grant(
     username: &str,
     password: &str,
     scope: Option<&str>,
-    ip: Option<&str>,
-    now: i64,
+    addr: Option<&str>,
 ) -> Result<TokenPair, OAuthError> {
     require_grant(client, "password")?;
     let scope = grant_scope(scope, &user_scopes(client), &["profile".to_string()])?;
-    let user = crate::login::check_password(app, username, password, ip, now).await?;
-    let grant = Grant {
-        user,
-        client_id: client.map(|c| c.client_id.clone()),
-        audience: client
-            .and_then(|c| c.audience.clone())
-            .unwrap_or_else(|| app.config.audience.clone()),
+    let req = crate::login::SignIn {
+        username,
+        password,
+        addr,
+        client,
         scope,
     };
-    let pair = app.sessions.start(grant, now).await?;
-    audit::record(
-        &app.db,
-        Event::new("login", "ok")
-            .subject(Some(&pair.access.sub))
-            .ip(ip)
-            .detail(json!({"grant": "password", "client_id": pair.access.client_id, "sid": pair.access.sid})),
-        now,
-    )
-    .await;
-    Ok(pair)
+    Ok(crate::login::sign_in(app, req).await?)
 }
 
 /// `grant_type=refresh_token`.
@@ -177,23 +164,20 @@ pub async fn client_credentials_grant(
     require_grant(Some(client), "client_credentials")?;
     let scope = grant_scope(scope, &client.scopes, &client.scopes)?;
     let t = &app.tokens;
-    let claims = AccessClaims {
-        iss: t.issuer.clone(),
-        sub: client.client_id.clone(),
-        aud: client
-            .audience
-            .clone()
-            .unwrap_or_else(|| app.config.audience.clone()),
-        exp: now + t.access_ttl,
-        iat: now,
-        nbf: now,
-        jti: uuid::Uuid::new_v4().simple().to_string(),
-        token_type: "access".into(),
-        scope: scope.clone(),
-        roles: vec![],
-        sid: None,
-        client_id: Some(client.client_id.clone()),
-    };
+    let claims = t.access_claims(
+        AccessFor {
+            sub: client.client_id.clone(),
+            aud: client
+                .audience
+                .clone()
+                .unwrap_or_else(|| app.config.audience.clone()),
+            scope: scope.clone(),
+            roles: vec![],
+            sid: None,
+            client_id: Some(client.client_id.clone()),
+        },
+        now,
+    );
     let (ring, tokens) = (app.keys.ring(), app.tokens.clone());
     let access_token =
         tokio::task::spawn_blocking(move || tokens.sign(&ring, Purpose::Access, &claims))
@@ -206,6 +190,54 @@ pub async fn client_credentials_grant(
         expires_in: t.access_ttl,
         scope,
     })
+}
+
+/// What the token endpoint issued. Lives for one response; boxing would only add allocations.
+#[allow(clippy::large_enum_variant)]
+pub enum Issued {
+    /// An access and refresh token pair (password and refresh_token grants).
+    Pair(TokenPair),
+    /// An access token alone (client_credentials).
+    Client(ClientToken),
+}
+
+/// The RFC 6749 token endpoint: dispatch on `grant_type` over the parsed form fields.
+/// `client` is the authenticated client, if the request authenticated one.
+pub async fn token(
+    app: &App,
+    client: Option<Client>,
+    form: &std::collections::HashMap<String, String>,
+    addr: Option<&str>,
+) -> Result<Issued, OAuthError> {
+    let field = |name: &str| {
+        form.get(name).map(String::as_str).ok_or_else(|| {
+            OAuthError::new("invalid_request", format!("missing parameter {name:?}"))
+        })
+    };
+    let scope = form.get("scope").map(String::as_str);
+    let client = client.as_ref();
+    match field("grant_type")? {
+        "password" => {
+            let (user, pw) = (field("username")?, field("password")?);
+            let pair = password_grant(app, client, user, pw, scope, addr).await?;
+            Ok(Issued::Pair(pair))
+        }
+        "refresh_token" => {
+            let token = field("refresh_token")?;
+            let pair = refresh_grant(app, client, token, scope, app.now()).await?;
+            Ok(Issued::Pair(pair))
+        }
+        "client_credentials" => {
+            let c = client
+                .ok_or_else(|| OAuthError::new("invalid_client", "client authentication failed"))?;
+            let t = client_credentials_grant(app, c, scope, app.now()).await?;
+            Ok(Issued::Client(t))
+        }
+        other => Err(OAuthError::new(
+            "unsupported_grant_type",
+            format!("grant_type {other:?} is not supported"),
+        )),
+    }
 }
 
 /// RFC 7662 introspection response.
@@ -434,4 +466,39 @@ pub async fn revoke(
     )
     .await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &[&str]) -> Vec<String> {
+        s.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn scope_requests_are_checked_against_what_is_allowed() {
+        let allowed = v(&["read", "write", "profile"]);
+        let default = v(&["read"]);
+        assert_eq!(grant_scope(None, &allowed, &default).unwrap(), "read");
+        assert_eq!(
+            grant_scope(Some("write  read write"), &allowed, &default).unwrap(),
+            "write read",
+            "duplicates and extra spaces collapse, order kept"
+        );
+        let refused = grant_scope(Some("read admin"), &allowed, &default).unwrap_err();
+        assert!(matches!(
+            refused,
+            OAuthError::Protocol {
+                error: "invalid_scope",
+                ..
+            }
+        ));
+        assert_eq!(grant_scope(Some(""), &allowed, &default).unwrap(), "");
+    }
+
+    #[test]
+    fn password_logins_may_ask_for_profile_plus_the_clients_scopes() {
+        assert_eq!(user_scopes(None), v(&["profile"]));
+    }
 }

@@ -20,7 +20,7 @@ use crate::db::entities::{refresh_families as fam, refresh_tokens as rt};
 use crate::error::{Error, ErrorCode, Result};
 use crate::keys::{KeyManager, Purpose};
 use crate::revocation::{Denylist, Kind};
-use crate::tokens::{AccessClaims, RefreshClaims, Rejection, Tokens};
+use crate::tokens::{AccessClaims, AccessFor, RefreshClaims, Rejection, Tokens};
 use crate::users::{User, UserStore};
 
 /// A freshly issued pair.
@@ -94,20 +94,17 @@ impl Sessions {
 
     fn claims(&self, g: &Grant, family: &str, now: i64) -> (AccessClaims, RefreshClaims) {
         let t = &self.tokens;
-        let access = AccessClaims {
-            iss: t.issuer.clone(),
-            sub: g.user.id.clone(),
-            aud: g.audience.clone(),
-            exp: now + t.access_ttl,
-            iat: now,
-            nbf: now,
-            jti: new_id(),
-            token_type: "access".into(),
-            scope: g.scope.clone(),
-            roles: g.user.roles.clone(),
-            sid: Some(family.to_string()),
-            client_id: g.client_id.clone(),
-        };
+        let access = t.access_claims(
+            AccessFor {
+                sub: g.user.id.clone(),
+                aud: g.audience.clone(),
+                scope: g.scope.clone(),
+                roles: g.user.roles.clone(),
+                sid: Some(family.to_string()),
+                client_id: g.client_id.clone(),
+            },
+            now,
+        );
         let refresh = RefreshClaims {
             iss: t.issuer.clone(),
             sub: g.user.id.clone(),

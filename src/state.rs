@@ -146,6 +146,27 @@ impl App {
         self.clock.now()
     }
 
+    /// Ready to serve: the database answers and each purpose has an active key.
+    pub async fn ready(&self) -> Result<()> {
+        if self.db.ping().await.is_err() {
+            return Err(Error::new(
+                ErrorCode::ServiceUnavailable,
+                "database unreachable",
+            ));
+        }
+        let ring = self.keys.ring();
+        if crate::keys::Purpose::ALL
+            .iter()
+            .any(|p| ring.signer(*p).is_none())
+        {
+            return Err(Error::new(
+                ErrorCode::ServiceUnavailable,
+                "no active signing key",
+            ));
+        }
+        Ok(())
+    }
+
     /// Pick up other instances' key changes and revocations now, instead of at the next
     /// `KEYMINT_SYNC_INTERVAL` tick.
     pub async fn sync_now(&self) -> Result<()> {

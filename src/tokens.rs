@@ -13,6 +13,17 @@ use crate::keys::{KeyRing, Purpose};
 /// Tokens longer than this are refused before any parsing.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
+/// Whom an access token is for: the parts of its claims that vary per token.
+pub struct AccessFor {
+    pub sub: String,
+    pub aud: String,
+    pub scope: String,
+    pub roles: Vec<String>,
+    /// The refresh family (session); `None` for client_credentials.
+    pub sid: Option<String>,
+    pub client_id: Option<String>,
+}
+
 /// Claims of an access token (RFC 9068 profile).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct AccessClaims {
@@ -152,6 +163,25 @@ impl Tokens {
 
     /// Verify an access token. `audience` None accepts any audience (introspection); keymint's
     /// own endpoints pass its configured audience.
+    /// The one place access claims are made: every access token, whether it starts a session,
+    /// refreshes one or is a client's own, gets its `iss`, lifetime, `jti` and `type` here.
+    pub fn access_claims(&self, who: AccessFor, now: i64) -> AccessClaims {
+        AccessClaims {
+            iss: self.issuer.clone(),
+            sub: who.sub,
+            aud: who.aud,
+            exp: now + self.access_ttl,
+            iat: now,
+            nbf: now,
+            jti: uuid::Uuid::new_v4().simple().to_string(),
+            token_type: "access".into(),
+            scope: who.scope,
+            roles: who.roles,
+            sid: who.sid,
+            client_id: who.client_id,
+        }
+    }
+
     pub fn verify_access(
         &self,
         ring: &KeyRing,
@@ -262,4 +292,93 @@ pub fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::material::generate;
+    use crate::keys::{KeyRing, KeyState, Purpose};
+
+    fn setup() -> (Tokens, KeyRing, KeyRing) {
+        let (a, r, old) = (
+            generate(2048).unwrap(),
+            generate(2048).unwrap(),
+            generate(2048).unwrap(),
+        );
+        let t = Tokens::new(
+            "https://id.example".into(),
+            "https://id.example".into(),
+            900,
+            86400,
+            30,
+        );
+        let ring = KeyRing::from_keys(&[
+            (&a, Purpose::Access, KeyState::Active),
+            (&r, Purpose::Refresh, KeyState::Active),
+        ])
+        .unwrap();
+        let other = KeyRing::from_keys(&[(&old, Purpose::Access, KeyState::Active)]).unwrap();
+        (t, ring, other)
+    }
+
+    fn who() -> AccessFor {
+        AccessFor {
+            sub: "u1".into(),
+            aud: "https://id.example".into(),
+            scope: "profile".into(),
+            roles: vec!["admin".into()],
+            sid: Some("fam".into()),
+            client_id: None,
+        }
+    }
+
+    #[test]
+    fn access_claims_are_made_in_one_shape() {
+        let (t, _, _) = setup();
+        let c = t.access_claims(who(), 1_000);
+        assert_eq!((c.iat, c.nbf, c.exp), (1_000, 1_000, 1_900));
+        assert_eq!(c.iss, "https://id.example");
+        assert_eq!(c.token_type, "access");
+        assert_eq!(c.jti.len(), 32);
+        assert_ne!(
+            c.jti,
+            t.access_claims(who(), 1_000).jti,
+            "a fresh jti each time"
+        );
+    }
+
+    #[test]
+    fn tokens_verify_only_against_their_ring_purpose_and_time() {
+        let (t, ring, other) = setup();
+        let now = now();
+        let claims = t.access_claims(who(), now);
+        let token = t.sign(&ring, Purpose::Access, &claims).unwrap();
+        let got = t
+            .verify_access(&ring, &token, Some("https://id.example"), now)
+            .unwrap();
+        assert_eq!(got, claims);
+        assert!(
+            t.verify_access(&other, &token, None, now).is_err(),
+            "unknown kid"
+        );
+        assert!(
+            t.verify_refresh(&ring, &token, now).is_err(),
+            "wrong purpose"
+        );
+        assert!(
+            t.verify_access(&ring, &token, Some("https://other.example"), now)
+                .is_err(),
+            "wrong audience"
+        );
+        assert_eq!(
+            t.verify_access(&ring, &token, None, now + 900 + 31),
+            Err(Rejection::Expired),
+            "expired past the leeway"
+        );
+        assert!(
+            t.verify_access(&ring, &token, None, now + 900 + 29).is_ok(),
+            "within leeway"
+        );
+    }
 }

@@ -90,18 +90,23 @@ pub async fn list_audit(
     _: Admin,
     ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> Result<Json<AuditPage>, Error> {
-    let query = audit::Query {
-        limit: q.limit.unwrap_or(100),
-        kind: q.kind,
-        outcome: q.outcome,
-        since: q.since,
-        until: q.until,
-        before: q.before,
-    };
-    let (rows, next_before) = audit::list(&s.db, query).await?;
+    let (rows, next_before) = audit::list(&s.db, q.into()).await?;
     let events = rows.into_iter().map(AuditEvent::from).collect();
     Ok(Json(AuditPage {
         events,
         next_before,
     }))
+}
+
+impl From<AuditQuery> for audit::Query {
+    fn from(q: AuditQuery) -> Self {
+        audit::Query {
+            limit: q.limit.unwrap_or(100),
+            kind: q.kind,
+            outcome: q.outcome,
+            since: q.since,
+            until: q.until,
+            before: q.before,
+        }
+    }
 }

@@ -1,19 +1,17 @@
 //! `/auth/*`: login, refresh, logout, me. Handlers extract, call the domain, map the result.
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 
-use crate::audit::{self, Event};
 use crate::error::{Error, ErrorCode};
 use crate::http::error::ErrorBody;
-use crate::http::extract::{ApiJson, Bearer, ClientIp};
-use crate::sessions::{Grant, TokenPair};
+use crate::http::extract::{ApiJson, Bearer, ClientIp, OptionalJson};
+use crate::login::{self, SignIn};
+use crate::sessions::TokenPair;
 use crate::state::AppState;
 
 /// Username and password.
@@ -100,29 +98,17 @@ fn token_response(p: TokenPair) -> Response {
     ))]
 pub async fn login(
     State(s): State<AppState>,
-    ClientIp(ip): ClientIp,
+    ClientIp(addr): ClientIp,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<Response, Error> {
-    let now = s.now();
-    let user =
-        crate::login::check_password(&s, &req.username, &req.password, ip.as_deref(), now).await?;
-    let grant = Grant {
+    let sign_in = SignIn {
+        username: &req.username,
+        password: &req.password,
+        addr: addr.as_deref(),
+        client: None,
         scope: "profile".into(),
-        audience: s.config.audience.clone(),
-        client_id: None,
-        user,
     };
-    let pair = s.sessions.start(grant, now).await?;
-    audit::record(
-        &s.db,
-        Event::new("login", "ok")
-            .subject(Some(&pair.access.sub))
-            .ip(ip.as_deref())
-            .detail(json!({"sid": pair.access.sid, "jti": pair.access.jti})),
-        now,
-    )
-    .await;
-    Ok(token_response(pair))
+    Ok(token_response(login::sign_in(&s, sign_in).await?))
 }
 
 /// Exchange a refresh token for a new pair. Presenting a used refresh token revokes its family.
@@ -155,33 +141,10 @@ pub async fn refresh(
 pub async fn logout(
     State(s): State<AppState>,
     Bearer(claims): Bearer,
-    body: Bytes,
+    OptionalJson(req): OptionalJson<LogoutRequest>,
 ) -> Result<StatusCode, Error> {
-    let req: Option<LogoutRequest> = if body.iter().all(u8::is_ascii_whitespace) {
-        None
-    } else {
-        Some(
-            serde_json::from_slice(&body)
-                .map_err(|e| Error::validation(format!("invalid JSON body: {e}")))?,
-        )
-    };
-    let now = s.now();
-    s.sessions
-        .logout(
-            &claims,
-            req.as_ref().and_then(|r| r.refresh_token.as_deref()),
-            now,
-        )
-        .await?;
-    audit::record(
-        &s.db,
-        Event::new("token.revoke", "ok")
-            .actor(Some(&claims.sub))
-            .subject(Some(&claims.sub))
-            .detail(json!({"reason": "logout", "jti": claims.jti, "sid": claims.sid})),
-        now,
-    )
-    .await;
+    let refresh = req.as_ref().and_then(|r| r.refresh_token.as_deref());
+    login::sign_out(&s, &claims, refresh).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -28,6 +28,31 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     }
 }
 
+/// An optional JSON body: an empty (or all-whitespace) body is `None`; anything else must be
+/// valid JSON for `T` (`VALIDATION_ERROR` otherwise).
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Error> {
+        let body = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|rej| match rej.status() {
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                    Error::new(ErrorCode::PayloadTooLarge, "request body exceeds 64 KiB")
+                }
+                _ => Error::validation(rej.body_text()),
+            })?;
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(None));
+        }
+        serde_json::from_slice(&body)
+            .map(|v| OptionalJson(Some(v)))
+            .map_err(|e| Error::validation(format!("invalid JSON body: {e}")))
+    }
+}
+
 /// `axum::extract::Query`, with rejections turned into `VALIDATION_ERROR`.
 pub struct ApiQuery<T>(pub T);
 

@@ -247,6 +247,45 @@ async fn client_auth(
         .ok_or_else(invalid_client)
 }
 
+/// A form body of `/oauth/*` with the client it authenticates, if any (RFC 6749 errors).
+pub struct ClientForm {
+    pub form: HashMap<String, String>,
+    pub client: Option<Client>,
+    headers: HeaderMap,
+}
+
+impl ClientForm {
+    fn field(&self, name: &str) -> Option<&str> {
+        self.form.get(name).map(String::as_str)
+    }
+}
+
+impl axum::extract::FromRequest<AppState> for ClientForm {
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, s: &AppState) -> Result<Self, Response> {
+        let headers = req.headers().clone();
+        let body = Bytes::from_request(req, s).await.map_err(|rej| {
+            if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                // As documented: the API-wide 413 body, not an RFC 6749 one.
+                crate::error::Error::new(ErrorCode::PayloadTooLarge, "request body exceeds 64 KiB")
+                    .into_response()
+            } else {
+                OAuthError::new("invalid_request", "the body could not be read").into_response()
+            }
+        })?;
+        let form = parse_form(&headers, &body).map_err(IntoResponse::into_response)?;
+        let client = client_auth(s, &headers, &form)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(ClientForm {
+            form,
+            client,
+            headers,
+        })
+    }
+}
+
 fn required<'a>(form: &'a HashMap<String, String>, name: &str) -> Result<&'a str, OAuthError> {
     form.get(name)
         .map(String::as_str)
@@ -268,55 +307,34 @@ fn required<'a>(form: &'a HashMap<String, String>, name: &str) -> Result<&'a str
 pub async fn token(
     State(s): State<AppState>,
     ClientIp(ip): ClientIp,
-    headers: HeaderMap,
-    body: Bytes,
+    f: ClientForm,
 ) -> Result<Response, OAuthError> {
-    let form = parse_form(&headers, &body)?;
-    let client = client_auth(&s, &headers, &form).await?;
-    let scope = form.get("scope").map(String::as_str);
-    let now = s.now();
-    let grant = required(&form, "grant_type")?;
-    let body = match grant {
-        "password" => {
-            let (u, p) = (required(&form, "username")?, required(&form, "password")?);
-            pair_response(
-                oauth::password_grant(&s, client.as_ref(), u, p, scope, ip.as_deref(), now).await?,
-            )
-        }
-        "refresh_token" => {
-            let t = required(&form, "refresh_token")?;
-            pair_response(oauth::refresh_grant(&s, client.as_ref(), t, scope, now).await?)
-        }
-        "client_credentials" => {
-            let client = client.ok_or_else(invalid_client)?;
-            let t = oauth::client_credentials_grant(&s, &client, scope, now).await?;
-            OAuthTokenResponse {
+    let issued = oauth::token(&s, f.client, &f.form, ip.as_deref()).await?;
+    Ok(no_store(
+        Json(OAuthTokenResponse::from(issued)).into_response(),
+    ))
+}
+
+impl From<oauth::Issued> for OAuthTokenResponse {
+    fn from(i: oauth::Issued) -> Self {
+        match i {
+            oauth::Issued::Pair(p) => OAuthTokenResponse {
+                access_token: p.access_token,
+                token_type: "Bearer".into(),
+                expires_in: p.expires_in,
+                refresh_token: Some(p.refresh_token),
+                refresh_expires_in: Some(p.refresh_expires_in),
+                scope: p.scope,
+            },
+            oauth::Issued::Client(t) => OAuthTokenResponse {
                 access_token: t.access_token,
                 token_type: "Bearer".into(),
                 expires_in: t.expires_in,
                 refresh_token: None,
                 refresh_expires_in: None,
                 scope: t.scope,
-            }
+            },
         }
-        other => {
-            return Err(OAuthError::new(
-                "unsupported_grant_type",
-                format!("grant_type {other:?} is not supported"),
-            ));
-        }
-    };
-    Ok(no_store(Json(body).into_response()))
-}
-
-fn pair_response(p: crate::sessions::TokenPair) -> OAuthTokenResponse {
-    OAuthTokenResponse {
-        access_token: p.access_token,
-        token_type: "Bearer".into(),
-        expires_in: p.expires_in,
-        refresh_token: Some(p.refresh_token),
-        refresh_expires_in: Some(p.refresh_expires_in),
-        scope: p.scope,
     }
 }
 
@@ -329,22 +347,10 @@ fn pair_response(p: crate::sessions::TokenPair) -> OAuthTokenResponse {
         (status = 400, description = "invalid_request or unauthorized_client (the token belongs to another client)", body = OAuthErrorBody),
         (status = 401, description = "invalid_client: bad client credentials, or none for a token issued to a confidential client (which stays valid)", body = OAuthErrorBody),
     ))]
-pub async fn revoke(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<StatusCode, OAuthError> {
-    let form = parse_form(&headers, &body)?;
-    let client = client_auth(&s, &headers, &form).await?;
-    let token = required(&form, "token")?;
-    oauth::revoke(
-        &s,
-        token,
-        form.get("token_type_hint").map(String::as_str),
-        client.as_ref(),
-        s.now(),
-    )
-    .await?;
+pub async fn revoke(State(s): State<AppState>, f: ClientForm) -> Result<StatusCode, OAuthError> {
+    let token = required(&f.form, "token")?;
+    let hint = f.field("token_type_hint");
+    oauth::revoke(&s, token, hint, f.client.as_ref(), s.now()).await?;
     Ok(StatusCode::OK)
 }
 
@@ -360,26 +366,13 @@ pub async fn revoke(
         (status = 400, description = "invalid_request", body = OAuthErrorBody),
         (status = 401, description = "invalid_client: the caller did not authenticate", body = OAuthErrorBody),
     ))]
-pub async fn introspect(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, OAuthError> {
-    let form = parse_form(&headers, &body)?;
-    let client = client_auth(&s, &headers, &form).await?;
-    if client.is_none() && !is_admin_bearer(&s, &headers).await? {
+pub async fn introspect(State(s): State<AppState>, f: ClientForm) -> Result<Response, OAuthError> {
+    if f.client.is_none() && !is_admin_bearer(&s, &f.headers).await? {
         return Err(invalid_client());
     }
-    let token = required(&form, "token")?;
-    let now = s.now();
-    let result = oauth::introspect(
-        &s,
-        token,
-        form.get("token_type_hint").map(String::as_str),
-        client.as_ref(),
-        now,
-    )
-    .await?;
+    let token = required(&f.form, "token")?;
+    let hint = f.field("token_type_hint");
+    let result = oauth::introspect(&s, token, hint, f.client.as_ref(), s.now()).await?;
     Ok(no_store(Json(result).into_response()))
 }
 

@@ -5,9 +5,8 @@ use axum::extract::State;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::error::{Error, ErrorCode};
+use crate::error::Error;
 use crate::http::error::ErrorBody;
-use crate::keys::Purpose;
 use crate::state::AppState;
 
 /// Health status.
@@ -31,19 +30,7 @@ pub async fn healthz() -> Json<Status> {
         (status = 503, description = "SERVICE_UNAVAILABLE", body = ErrorBody),
     ))]
 pub async fn readyz(State(s): State<AppState>) -> Result<Json<Status>, Error> {
-    if s.db.ping().await.is_err() {
-        return Err(Error::new(
-            ErrorCode::ServiceUnavailable,
-            "database unreachable",
-        ));
-    }
-    let ring = s.keys.ring();
-    if Purpose::ALL.iter().any(|p| ring.signer(*p).is_none()) {
-        return Err(Error::new(
-            ErrorCode::ServiceUnavailable,
-            "no active signing key",
-        ));
-    }
+    s.ready().await?;
     Ok(Json(Status { status: "ready" }))
 }
 
@@ -62,36 +49,8 @@ pub async fn metrics(State(s): State<AppState>) -> Result<axum::response::Respon
 
 /// The Prometheus exposition of `app`, for whichever listener serves it.
 pub async fn exposition(s: &AppState) -> Result<axum::response::Response, Error> {
-    use crate::keys::{KeyState, Purpose};
     use axum::response::IntoResponse;
-    let now = crate::tokens::now();
-    let keys = s.keys.list().await?;
-    let live = keys
-        .iter()
-        .filter(|k| k.state != KeyState::Revoked && k.expires_at.is_none_or(|e| e > now));
-    // Refresh-key kids are never published, so they are not shown here either: only the
-    // age of the oldest refresh key per state.
-    let mut ages: Vec<(String, &str, &str, i64)> = Vec::new();
-    for k in live {
-        let age = now - k.created_at;
-        if k.purpose == Purpose::Access {
-            ages.push((k.kid.clone(), k.purpose.as_str(), k.state.as_str(), age));
-        } else if let Some(e) = ages
-            .iter_mut()
-            .find(|e| e.0.is_empty() && e.2 == k.state.as_str())
-        {
-            e.3 = e.3.max(age);
-        } else {
-            ages.push((String::new(), k.purpose.as_str(), k.state.as_str(), age));
-        }
-    }
-    let body = s.metrics.render(&ages, s.denylist.len());
-    Ok((
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        body,
-    )
-        .into_response())
+    let body = crate::metrics::exposition(s).await?;
+    let content_type = "text/plain; version=0.0.4; charset=utf-8";
+    Ok(([(axum::http::header::CONTENT_TYPE, content_type)], body).into_response())
 }

@@ -21,14 +21,7 @@ use crate::state::AppState;
 pub async fn jwks(State(s): State<AppState>, headers: HeaderMap) -> Response {
     let ring = s.keys.ring();
     let (body, etag) = ring.jwks();
-    let cache = format!("public, max-age={}", s.config.jwks_max_age.as_secs());
-    let mut out = HeaderMap::new();
-    if let Ok(v) = HeaderValue::from_str(etag) {
-        out.insert(header::ETAG, v);
-    }
-    if let Ok(v) = HeaderValue::from_str(&cache) {
-        out.insert(header::CACHE_CONTROL, v);
-    }
+    let mut out = cache_headers(etag, s.config.jwks_max_age.as_secs());
     if if_none_match(&headers, etag) {
         return (StatusCode::NOT_MODIFIED, out).into_response();
     }
@@ -37,6 +30,18 @@ pub async fn jwks(State(s): State<AppState>, headers: HeaderMap) -> Response {
         HeaderValue::from_static("application/json"),
     );
     (StatusCode::OK, out, body.to_vec()).into_response()
+}
+
+/// `ETag` and `Cache-Control: public, max-age` of a JWKS answer (200 and 304 alike).
+fn cache_headers(etag: &str, max_age: u64) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        out.insert(header::ETAG, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!("public, max-age={max_age}")) {
+        out.insert(header::CACHE_CONTROL, v);
+    }
+    out
 }
 
 /// RFC 9110 weak comparison of If-None-Match against our ETag.
