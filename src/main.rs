@@ -11,7 +11,7 @@ use keymint::keys::Purpose;
 use keymint::state::{App, StartError};
 
 #[derive(Parser)]
-#[command(name = "keymint", version, about = "An RS256 identity provider", after_help = keymint::config::ENV_HELP)]
+#[command(name = "keymint", version, about = "An RS256 identity provider", after_help = keymint::config::help())]
 struct Cli {
     /// Optional TOML file; environment variables override it.
     #[arg(long, global = true, value_name = "FILE")]
@@ -39,6 +39,8 @@ enum Command {
     Cleanup,
     /// Print the OpenAPI document as JSON.
     Openapi,
+    /// Print a documented configuration file with every setting at its default.
+    ExampleConfig,
 }
 
 #[derive(Subcommand)]
@@ -179,6 +181,10 @@ fn print_json(v: &impl serde::Serialize) -> Result<(), StartError> {
 async fn run(cmd: Command, config: Config) -> Result<(), StartError> {
     match cmd {
         Command::Openapi => print_json(&keymint::openapi_document()),
+        Command::ExampleConfig => {
+            print!("{}", keymint::config::example_toml());
+            Ok(())
+        }
         Command::Migrate => {
             let db = keymint::db::connect(&config.database_url)
                 .await

@@ -1,0 +1,386 @@
+//! Typed configuration: built-in defaults, then an optional TOML file, then `KEYMINT_*`
+//! environment variables. `Config::load` validates everything up front so a bad value stops
+//! start-up with one line naming the variable, never a panic deep inside a request.
+//!
+//! Every setting is declared once, in [`SETTINGS`] (`settings.rs`): its key, default, help
+//! line and parser. The `--help` text and `keymint.example.toml` are generated from it.
+
+mod parse;
+mod settings;
+
+pub use parse::{cron_schedule, format_duration, parse_duration};
+pub use settings::{SETTINGS, Setting, example_toml, help};
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A configuration problem: which setting, and what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: {problem}")]
+pub struct ConfigError {
+    /// The environment variable (or config file key) at fault.
+    pub var: String,
+    /// What is wrong, in words a operator can act on.
+    pub problem: String,
+}
+
+impl ConfigError {
+    pub(crate) fn new(var: &str, problem: impl Into<String>) -> Self {
+        Self {
+            var: var.to_string(),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// Every setting keymint reads. Secrets (`kek`, `bootstrap_admin`) are redacted in `Debug`.
+#[derive(Clone)]
+pub struct Config {
+    pub bind: SocketAddr,
+    /// Public base URL without a trailing slash; the `iss` claim.
+    pub issuer: String,
+    /// Default `aud` of access tokens.
+    pub audience: String,
+    pub database_url: String,
+    pub keys_dir: PathBuf,
+    /// Key-encryption key from `KEYMINT_KEK`; `None` means "use or create `keys_dir/kek`".
+    pub kek: Option<[u8; 32]>,
+    pub key_bits: usize,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+    pub rotation_cron: String,
+    pub cleanup_cron: String,
+    pub jwks_max_age: Duration,
+    pub leeway: Duration,
+    pub refresh_reuse_grace: Duration,
+    /// `name:password` applied once at start when no admin exists.
+    pub bootstrap_admin: Option<(String, String)>,
+    /// `json` or `text`.
+    pub log_format: LogFormat,
+    /// How often this instance re-reads keys and revocations written by other instances.
+    pub sync_interval: Duration,
+    /// Origins allowed by CORS; empty = CORS closed.
+    pub cors_origins: Vec<String>,
+    /// Failed-login throttling.
+    pub login_limits: crate::ratelimit::Limits,
+    /// A request (headers, body, handler) must complete within this time.
+    pub request_timeout: Duration,
+    /// A new connection must deliver a complete request head within this time.
+    pub header_timeout: Duration,
+    /// A connection with no request in flight is closed after this time.
+    pub idle_timeout: Duration,
+    /// Connections held at once from one client address (IPv6: one /64).
+    pub max_connections_per_address: u32,
+    /// Reverse proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<crate::net::Cidr>,
+    /// Audit events older than this are deleted by cleanup.
+    pub audit_retention: Duration,
+    /// When set, `/metrics` is served only on this address.
+    pub metrics_bind: Option<SocketAddr>,
+}
+
+/// Log line format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("bind", &self.bind)
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("keys_dir", &self.keys_dir)
+            .field("kek", &self.kek.map(|_| "<hidden>"))
+            .field("key_bits", &self.key_bits)
+            .field("access_ttl", &self.access_ttl)
+            .field("refresh_ttl", &self.refresh_ttl)
+            .field("rotation_cron", &self.rotation_cron)
+            .field("cleanup_cron", &self.cleanup_cron)
+            .field("jwks_max_age", &self.jwks_max_age)
+            .field("leeway", &self.leeway)
+            .field("refresh_reuse_grace", &self.refresh_reuse_grace)
+            .field(
+                "bootstrap_admin",
+                &self.bootstrap_admin.as_ref().map(|(n, _)| n),
+            )
+            .field("log_format", &self.log_format)
+            .field("sync_interval", &self.sync_interval)
+            .field("cors_origins", &self.cors_origins)
+            .field("login_limits", &self.login_limits)
+            .field("request_timeout", &self.request_timeout)
+            .field("header_timeout", &self.header_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field(
+                "max_connections_per_address",
+                &self.max_connections_per_address,
+            )
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("audit_retention", &self.audit_retention)
+            .field("metrics_bind", &self.metrics_bind)
+            .finish()
+    }
+}
+
+/// Hide a password inside `scheme://user:password@host/db`.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:<hidden>{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+impl Config {
+    /// Load from the process environment and an optional TOML file.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let env: HashMap<String, String> = std::env::vars().collect();
+        Self::from_sources(file, &env)
+    }
+
+    /// Load from an explicit variable map (tests use this; nothing global is read). For each
+    /// setting the environment wins over the file, the file over the default.
+    pub fn from_sources(
+        file: Option<&Path>,
+        env: &HashMap<String, String>,
+    ) -> Result<Self, ConfigError> {
+        let mut raw: HashMap<&'static str, (String, String)> = match file {
+            Some(path) => read_file(path)?,
+            None => HashMap::new(),
+        };
+        for s in SETTINGS {
+            if let Some(v) = env.get(&s.var()) {
+                raw.insert(s.key, (s.var(), v.clone()));
+            }
+        }
+        let mut c = Config::blank();
+        for s in SETTINGS {
+            match (raw.get(s.key), s.default) {
+                (Some((name, value)), _) => (s.apply)(&mut c, name, value)?,
+                (None, Some(default)) => (s.apply)(&mut c, &s.var(), default)?,
+                (None, None) => {}
+            }
+        }
+        // Derived defaults and rules across settings.
+        if c.issuer.is_empty() {
+            c.issuer = format!("http://{}", c.bind);
+        }
+        if c.audience.is_empty() {
+            c.audience = c.issuer.clone();
+        }
+        if c.refresh_ttl < c.access_ttl {
+            let name = raw
+                .get("refresh_ttl")
+                .map(|(n, _)| n.clone())
+                .unwrap_or_else(|| "KEYMINT_REFRESH_TTL".into());
+            return Err(ConfigError::new(
+                &name,
+                "must not be shorter than KEYMINT_ACCESS_TTL",
+            ));
+        }
+        Ok(c)
+    }
+
+    /// Every field before any setting is applied; settings without a default keep these.
+    fn blank() -> Self {
+        Config {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            issuer: String::new(),
+            audience: String::new(),
+            database_url: String::new(),
+            keys_dir: PathBuf::new(),
+            kek: None,
+            key_bits: 2048,
+            access_ttl: Duration::ZERO,
+            refresh_ttl: Duration::ZERO,
+            rotation_cron: String::new(),
+            cleanup_cron: String::new(),
+            jwks_max_age: Duration::ZERO,
+            leeway: Duration::ZERO,
+            refresh_reuse_grace: Duration::ZERO,
+            bootstrap_admin: None,
+            log_format: LogFormat::Text,
+            sync_interval: Duration::ZERO,
+            cors_origins: vec![],
+            login_limits: crate::ratelimit::Limits {
+                user_free: 0,
+                user_max_backoff: 0,
+                ip_max: 0,
+                ip_window: 0,
+            },
+            request_timeout: Duration::ZERO,
+            header_timeout: Duration::ZERO,
+            idle_timeout: Duration::ZERO,
+            max_connections_per_address: 0,
+            trusted_proxies: vec![],
+            audit_retention: Duration::ZERO,
+            metrics_bind: None,
+        }
+    }
+
+    /// True when the issuer is served over TLS (HSTS, KEK-file warning).
+    pub fn is_https(&self) -> bool {
+        self.issuer.starts_with("https://")
+    }
+}
+
+/// The settings of a `--config` TOML file, by key, with the name to blame for a bad value.
+fn read_file(path: &Path) -> Result<HashMap<&'static str, (String, String)>, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError::new("--config", format!("cannot read {}: {e}", path.display()))
+    })?;
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        ConfigError::new("--config", format!("{}: {}", path.display(), e.message()))
+    })?;
+    let mut raw = HashMap::new();
+    for (k, v) in table {
+        let setting = SETTINGS.iter().find(|s| s.key == k).ok_or_else(|| {
+            ConfigError::new(
+                "--config",
+                format!("unknown key `{k}` in {}", path.display()),
+            )
+        })?;
+        let value = match v {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            _ => {
+                return Err(ConfigError::new(
+                    "--config",
+                    format!("`{k}` in {} must be a string or a number", path.display()),
+                ));
+            }
+        };
+        raw.insert(setting.key, (format!("{k} (in {})", path.display()), value));
+    }
+    Ok(raw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let env = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_sources(None, &env)
+    }
+
+    #[test]
+    fn defaults_need_no_configuration() {
+        let c = load(&[]).unwrap();
+        assert_eq!(c.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.issuer, "http://127.0.0.1:8080");
+        assert_eq!(c.audience, c.issuer);
+        assert_eq!(c.access_ttl, Duration::from_secs(900));
+        assert_eq!(c.refresh_ttl, Duration::from_secs(30 * 86400));
+        assert_eq!(c.leeway, Duration::from_secs(30));
+        assert_eq!(c.key_bits, 2048);
+        assert!(c.database_url.starts_with("sqlite:"));
+    }
+
+    #[test]
+    fn durations_accept_the_documented_units() {
+        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
+        assert_eq!(
+            parse_duration("30d").unwrap(),
+            Duration::from_secs(30 * 86400)
+        );
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert!(parse_duration("15 minutes").is_err());
+        assert!(parse_duration("-5s").is_err());
+        assert!(parse_duration("99999999999999999999d").is_err());
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let cases: &[(&str, &str)] = &[
+            ("KEYMINT_ACCESS_TTL", "soon"),
+            ("KEYMINT_KEY_BITS", "1024"),
+            ("KEYMINT_BIND", "localhost"),
+            ("KEYMINT_KEK", "c2hvcnQ="),
+            ("KEYMINT_ISSUER", "ftp://x"),
+            ("KEYMINT_ROTATION_CRON", "every tuesday"),
+            ("KEYMINT_DATABASE_URL", "mysql://x"),
+            ("KEYMINT_BOOTSTRAP_ADMIN", "nocolon"),
+            ("KEYMINT_CORS_ORIGINS", "*"),
+            ("KEYMINT_CORS_ORIGINS", "https://a.example/path"),
+            ("KEYMINT_LOGIN_IP_FAILURES", "0"),
+            ("KEYMINT_REQUEST_TIMEOUT", "0s"),
+        ];
+        for (var, value) in cases {
+            let err = load(&[(var, value)]).unwrap_err();
+            assert_eq!(err.var, *var, "{value}");
+            assert!(!err.to_string().contains('\n'));
+        }
+    }
+
+    #[test]
+    fn the_example_file_is_generated_from_the_table_and_states_the_defaults() {
+        let committed = include_str!("../../keymint.example.toml");
+        assert_eq!(
+            committed,
+            example_toml(),
+            "keymint.example.toml is stale: run `cargo run -q -- example-config > keymint.example.toml`"
+        );
+        // Uncommented, every default in it loads to exactly the built-in configuration.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.toml");
+        let uncommented: String = committed
+            .lines()
+            .filter_map(|l| l.strip_prefix("# ").filter(|l| l.contains(" = \"")))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(&path, uncommented).unwrap();
+        let from_file = Config::from_sources(Some(&path), &HashMap::new()).unwrap();
+        assert_eq!(
+            format!("{from_file:?}"),
+            format!("{:?}", load(&[]).unwrap())
+        );
+    }
+
+    #[test]
+    fn help_names_every_variable_once() {
+        let h = help();
+        for s in SETTINGS {
+            assert_eq!(
+                h.matches(&format!("{} ", s.var())).count(),
+                1,
+                "{}",
+                s.var()
+            );
+        }
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let c = load(&[
+            (
+                "KEYMINT_KEK",
+                "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+            ),
+            ("KEYMINT_BOOTSTRAP_ADMIN", "root:s3cret-pass"),
+            ("KEYMINT_DATABASE_URL", "postgres://u:pw@h/db"),
+        ])
+        .unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("s3cret-pass"));
+        assert!(!shown.contains("AAECAwQF"));
+        assert!(!shown.contains(":pw@"));
+    }
+}
