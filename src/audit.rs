@@ -7,6 +7,8 @@
 
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait};
+use std::collections::HashMap;
+
 use serde_json::Value;
 
 use crate::db::entities::audit_events::{self, Column as A};
@@ -112,8 +114,9 @@ pub async fn record_repeated(db: &DatabaseConnection, e: Event<'_>, key: &str, n
     write(db, e, Some(key), now).await
 }
 
-async fn write(db: &DatabaseConnection, e: Event<'_>, dedup: Option<&str>, now: i64) {
-    let row = audit_events::ActiveModel {
+/// The row for `e`; `dedup` is the aggregation key of a repeated event, stored hashed.
+fn row(e: Event<'_>, dedup: Option<&str>, count: i64, now: i64) -> audit_events::ActiveModel {
+    audit_events::ActiveModel {
         at: Set(now),
         kind: Set(cut(e.kind).into()),
         outcome: Set(cut(e.outcome).into()),
@@ -121,7 +124,7 @@ async fn write(db: &DatabaseConnection, e: Event<'_>, dedup: Option<&str>, now: 
         subject: Set(e.subject.map(|s| cut(s).into())),
         ip: Set(e.ip.map(|s| cut(s).into())),
         detail: Set(cut_json(e.detail).to_string()),
-        count: Set(1),
+        count: Set(count),
         dedup: Set(dedup.map(|k| {
             // The key may hold user input: hash it to a fixed size.
             use base64::Engine;
@@ -129,21 +132,77 @@ async fn write(db: &DatabaseConnection, e: Event<'_>, dedup: Option<&str>, now: 
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(k))
         })),
         ..Default::default()
-    };
+    }
+}
+
+async fn write(db: &DatabaseConnection, e: Event<'_>, dedup: Option<&str>, now: i64) {
+    let (kind, outcome) = (e.kind, e.outcome);
+    if let Err(err) = insert(db, row(e, dedup, 1, now), 1).await {
+        tracing::error!(kind, outcome, "audit write failed: {err}");
+    }
+}
+
+/// Insert `row`; a repeated event whose record exists adds `n` to its count instead.
+async fn insert(
+    db: &DatabaseConnection,
+    row: audit_events::ActiveModel,
+    n: i64,
+) -> Result<(), sea_orm::DbErr> {
+    let repeated = matches!(&row.dedup, Set(Some(_)));
     let mut insert = audit_events::Entity::insert(row);
-    if dedup.is_some() {
+    if repeated {
         insert = insert.on_conflict(
             OnConflict::column(A::Dedup)
-                .value(A::Count, Expr::col((audit_events::Entity, A::Count)).add(1))
+                .value(A::Count, Expr::col((audit_events::Entity, A::Count)).add(n))
                 .to_owned(),
         );
     }
-    if let Err(err) = insert.exec_without_returning(db).await {
-        tracing::error!(
-            kind = e.kind,
-            outcome = e.outcome,
-            "audit write failed: {err}"
-        );
+    insert.exec_without_returning(db).await.map(|_| ())
+}
+
+/// Repeated events held in memory and written every `KEYMINT_SYNC_INTERVAL` ([`Repeats::flush`],
+/// from the sync loop, and at shutdown): a flood of refused attempts then costs one write per
+/// aggregation key per second, not one per attempt. Bounded: when full, events are written
+/// directly. A crash loses at most one interval of counts.
+#[derive(Default)]
+pub struct Repeats {
+    pending: std::sync::Mutex<HashMap<String, (audit_events::ActiveModel, i64)>>,
+}
+
+/// Aggregation keys held at once before events are written directly.
+const MAX_PENDING: usize = 10_000;
+
+impl Repeats {
+    /// Count `e` under aggregation key `key` (which carries its time bucket).
+    pub async fn record(&self, db: &DatabaseConnection, e: Event<'_>, key: &str, now: i64) {
+        {
+            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((_, n)) = pending.get_mut(key) {
+                *n += 1;
+                return;
+            }
+            if pending.len() < MAX_PENDING {
+                pending.insert(key.to_string(), (row(e, Some(key), 1, now), 1));
+                return;
+            }
+        }
+        write(db, e, Some(key), now).await
+    }
+
+    /// Write every held event. Returns how many records were written.
+    pub async fn flush(&self, db: &DatabaseConnection) -> usize {
+        let held: Vec<_> = {
+            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            pending.drain().map(|(_, v)| v).collect()
+        };
+        let written = held.len();
+        for (mut row, n) in held {
+            row.count = Set(n);
+            if let Err(err) = insert(db, row, n).await {
+                tracing::error!(count = n, "audit write of repeated events failed: {err}");
+            }
+        }
+        written
     }
 }
 

@@ -117,13 +117,14 @@ pub async fn check_password(
                     json!({"limit": "username", "username": username, "retry_after": t.wait}),
                 ),
             };
-            audit::record_repeated(
-                &app.db,
-                Event::new("login", "throttled").ip(addr).detail(detail),
-                &key,
-                now,
-            )
-            .await;
+            app.repeats
+                .record(
+                    &app.db,
+                    Event::new("login", "throttled").ip(addr).detail(detail),
+                    &key,
+                    now,
+                )
+                .await;
             return Err(Error::rate_limited(t.wait));
         }
     };

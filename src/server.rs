@@ -75,6 +75,7 @@ pub async fn serve_all(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
+    let app_flush = app.clone();
     let sync = tokio::spawn(sync_loop(app.clone(), stop_rx.clone()));
     let mut jobs = crate::jobs::start(app.clone())
         .await
@@ -99,6 +100,7 @@ pub async fn serve_all(
         tracing::warn!("scheduler shutdown: {e}");
     }
     let _ = sync.await;
+    app_flush.repeats.flush(&app_flush.db).await;
     Ok(())
 }
 

@@ -32,6 +32,8 @@ pub struct App {
     pub sessions: Sessions,
     pub limiter: LoginLimiter,
     pub metrics: Arc<Metrics>,
+    /// Repeated audit events (refused logins) waiting for the next flush.
+    pub repeats: crate::audit::Repeats,
 }
 
 /// What an `App` is built with besides its configuration. Production uses the defaults.
@@ -138,6 +140,7 @@ impl App {
             sessions,
             limiter,
             metrics,
+            repeats: Default::default(),
         })
     }
 
@@ -170,6 +173,7 @@ impl App {
     /// Pick up other instances' key changes and revocations now, instead of at the next
     /// `KEYMINT_SYNC_INTERVAL` tick.
     pub async fn sync_now(&self) -> Result<()> {
+        self.repeats.flush(&self.db).await;
         self.sync(self.now()).await
     }
 

@@ -44,6 +44,9 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
                     .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(10))
                     .foreign_keys(true)
+                    // A checkpoint truncates the WAL back to this, so a burst of writes does
+                    // not leave a large file behind for good.
+                    .pragma("journal_size_limit", (8 * 1024 * 1024).to_string())
             });
     } else {
         opts.max_connections(16).min_connections(1);

@@ -20,7 +20,7 @@ async fn login(s: &Server, user: &str, pw: &str) -> reqwest::Response {
 
 /// Login attempts with `outcome` in the audit log (repeated failures are counted records).
 async fn audit_count(s: &Server, outcome: &str) -> u64 {
-    crate::abuse::login_audit(&s.app.db, outcome).await.0 as u64
+    crate::abuse::login_audit(&s.app, outcome).await.0 as u64
 }
 
 /// Fail until throttled: five free failures, then at most a couple more that a loaded machine

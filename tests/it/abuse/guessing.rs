@@ -65,8 +65,8 @@ async fn a_burst_against_one_user_hashes_only_the_allowance(b: Backend) {
     assert_eq!(answered_401 as f64, hashed, "{codes:?}");
     assert_eq!(answered_401 + answered_429, 40, "{codes:?}");
     // Every attempt is in the audit log, as counts on a few records.
-    let (failed, _) = login_audit(&s.app.db, "failed").await;
-    let (throttled, records) = login_audit(&s.app.db, "throttled").await;
+    let (failed, _) = login_audit(&s.app, "failed").await;
+    let (throttled, records) = login_audit(&s.app, "throttled").await;
     assert_eq!(failed as f64, hashed);
     assert_eq!(throttled as usize, answered_429);
     assert!(

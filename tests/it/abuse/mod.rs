@@ -31,8 +31,11 @@ pub fn metric(text: &str, name: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Sum of `count` over login audit records with `outcome`, and how many records hold them.
-pub async fn login_audit(db: &sea_orm::DatabaseConnection, outcome: &str) -> (i64, usize) {
+/// Sum of `count` over login audit records with `outcome`, and how many records hold them
+/// (after writing the repeated events the server holds for its next flush).
+pub async fn login_audit(app: &keymint::state::App, outcome: &str) -> (i64, usize) {
+    app.repeats.flush(&app.db).await;
+    let db = &app.db;
     let rows = audit_events::Entity::find()
         .filter(audit_events::Column::Kind.eq("login"))
         .filter(audit_events::Column::Outcome.eq(outcome))
