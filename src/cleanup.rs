@@ -95,7 +95,7 @@ pub async fn run(app: &App, now: i64) -> Result<CleanupReport> {
             db,
             signing_keys::Column::Kid,
             Condition::all()
-                .add(signing_keys::Column::State.eq("retired"))
+                .add(signing_keys::Column::State.eq(crate::keys::KeyState::Retired.as_str()))
                 .add(signing_keys::Column::ExpiresAt.lte(now)),
         )
         .await?,

@@ -3,7 +3,7 @@
 #![no_main]
 
 use axum::http::{HeaderMap, HeaderValue, header};
-use keymint::http::oauth::{basic_credentials, parse_form};
+use keymint::http::oauth_form::{basic_credentials, parse_form};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod oauth;
+pub mod oauth_form;
 pub mod ops;
 pub mod well_known;
 

@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod kek;
+mod load;
 pub mod material;
 mod ring;
 mod types;
@@ -20,14 +21,11 @@ pub use types::{ActiveAndNext, Jwk, Jwks, KeyInfo, KeyPolicy, KeyState, Purpose}
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
-use base64::Engine;
-use jsonwebtoken::DecodingKey;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
     TransactionTrait,
 };
-use sha2::{Digest, Sha256};
 
 use crate::db::entities::signing_keys::{self, Column as K, Entity as Keys};
 use crate::error::{Error, ErrorCode, Result};
@@ -45,7 +43,12 @@ pub struct KeyManager {
     signers: Mutex<HashMap<String, Arc<Signer>>>,
 }
 
-const VERIFYING: [&str; 3] = ["next", "active", "retired"];
+/// States whose keys verify tokens.
+const VERIFYING: [&str; 3] = [NEXT, ACTIVE, RETIRED];
+const NEXT: &str = KeyState::Next.as_str();
+const ACTIVE: &str = KeyState::Active.as_str();
+const RETIRED: &str = KeyState::Retired.as_str();
+const REVOKED: &str = KeyState::Revoked.as_str();
 
 impl KeyManager {
     /// Load keys, creating an active and a next key per purpose when missing.
@@ -96,11 +99,11 @@ impl KeyManager {
         for purpose in Purpose::ALL {
             let rows = Keys::find()
                 .filter(K::Purpose.eq(purpose.as_str()))
-                .filter(K::State.is_in(["active", "next"]))
+                .filter(K::State.is_in([ACTIVE, NEXT]))
                 .all(&self.db)
                 .await?;
-            let has_active = rows.iter().any(|r| r.state == "active");
-            let has_next = rows.iter().any(|r| r.state == "next");
+            let has_active = rows.iter().any(|r| r.state == ACTIVE);
+            let has_next = rows.iter().any(|r| r.state == NEXT);
             if !has_active {
                 if has_next {
                     self.promote_next(purpose, now).await?;
@@ -119,10 +122,10 @@ impl KeyManager {
 
     async fn promote_next(&self, purpose: Purpose, now: i64) -> Result<()> {
         let res = Keys::update_many()
-            .col_expr(K::State, Expr::value("active"))
+            .col_expr(K::State, Expr::value(ACTIVE))
             .col_expr(K::ActivatedAt, Expr::value(now))
             .filter(K::Purpose.eq(purpose.as_str()))
-            .filter(K::State.eq("next"))
+            .filter(K::State.eq(NEXT))
             .exec(&self.db)
             .await;
         match res {
@@ -179,112 +182,6 @@ impl KeyManager {
         })
     }
 
-    /// Re-read the key table and swap in a new ring if anything that matters changed
-    /// (a state change, or a retired key reaching its expiry). Returns whether it swapped.
-    pub async fn reload(&self, now: i64) -> Result<bool> {
-        let rows = Keys::find()
-            .filter(K::State.is_in(VERIFYING))
-            .filter(
-                sea_orm::Condition::any()
-                    .add(K::ExpiresAt.is_null())
-                    .add(K::ExpiresAt.gt(now)),
-            )
-            .order_by_asc(K::Kid)
-            .all(&self.db)
-            .await?;
-        let fingerprint: String = rows
-            .iter()
-            .map(|r| format!("{}:{};", r.kid, r.state))
-            .collect();
-        if self.ring().fingerprint == fingerprint {
-            return Ok(false);
-        }
-        let ring = self.build_ring(rows, fingerprint)?;
-        let mut guard = match self.ring.write() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        *guard = Arc::new(ring);
-        Ok(true)
-    }
-
-    fn build_ring(&self, rows: Vec<signing_keys::Model>, fingerprint: String) -> Result<KeyRing> {
-        let mut ring = empty_ring();
-        ring.fingerprint = fingerprint;
-        let mut published = Vec::new();
-        for row in rows {
-            let (Some(purpose), Some(state)) =
-                (Purpose::parse(&row.purpose), KeyState::parse(&row.state))
-            else {
-                tracing::warn!(kid = %row.kid, "skipping key with unknown purpose or state");
-                continue;
-            };
-            if state == KeyState::Active {
-                let signer = self.signer_for(&row)?;
-                match purpose {
-                    Purpose::Access => ring.access_signer = Some(signer),
-                    Purpose::Refresh => ring.refresh_signer = Some(signer),
-                }
-            }
-            let key = DecodingKey::from_rsa_components(&row.n, &row.e)
-                .map_err(|e| Error::internal(format!("key {}: {e}", row.kid)))?;
-            if purpose == Purpose::Access {
-                published.push((state, row.retired_at, Jwk::new(&row)));
-            }
-            ring.verifiers.insert(
-                row.kid.clone(),
-                Verifier {
-                    kid: row.kid,
-                    purpose,
-                    state,
-                    key,
-                    expires_at: row.expires_at,
-                },
-            );
-        }
-        // Active first, then the next key, then retired keys newest first.
-        published.sort_by_key(|(state, retired_at, _)| {
-            let rank = match state {
-                KeyState::Active => 0,
-                KeyState::Next => 1,
-                _ => 2,
-            };
-            (rank, std::cmp::Reverse(*retired_at))
-        });
-        let doc = Jwks {
-            keys: published.into_iter().map(|(_, _, k)| k).collect(),
-        };
-        ring.jwks = serde_json::to_vec(&doc).map_err(Error::internal)?;
-        let digest = Sha256::digest(&ring.jwks);
-        ring.etag = format!(
-            "\"{}\"",
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..16])
-        );
-        let mut cache = self.signers.lock().unwrap_or_else(|p| p.into_inner());
-        cache.retain(|kid, _| ring.verifiers.contains_key(kid));
-        Ok(ring)
-    }
-
-    fn signer_for(&self, row: &signing_keys::Model) -> Result<Arc<Signer>> {
-        let mut cache = self.signers.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(s) = cache.get(&row.kid) {
-            return Ok(s.clone());
-        }
-        if row.kek_id != self.kek.id {
-            return Err(Error::internal(format!(
-                "signing key {} is sealed under KEK {}, but the configured KEK is {}",
-                row.kid, row.kek_id, self.kek.id
-            )));
-        }
-        let der = self
-            .kek
-            .open(&row.kid, &row.private_key)
-            .map_err(Error::internal)?;
-        let signer = Arc::new(Signer::from_pkcs8(row.kid.clone(), &der).map_err(Error::internal)?);
-        cache.insert(row.kid.clone(), signer.clone());
-        Ok(signer)
-    }
-
     /// Rotate one purpose: next → active, active → retired, and a fresh next. The new key is
     /// generated before the transaction opens, so the database is never held during RSA work.
     pub async fn rotate(&self, purpose: Purpose, now: i64) -> Result<ActiveAndNext> {
@@ -298,23 +195,23 @@ impl KeyManager {
                 Box::pin(async move {
                     // Writes first: on SQLite this takes the write lock before any read.
                     Keys::update_many()
-                        .col_expr(K::State, Expr::value("retired"))
+                        .col_expr(K::State, Expr::value(RETIRED))
                         .col_expr(K::RetiredAt, Expr::value(now))
                         .col_expr(K::ExpiresAt, Expr::value(retired_until))
                         .filter(K::Purpose.eq(p))
-                        .filter(K::State.eq("active"))
+                        .filter(K::State.eq(ACTIVE))
                         .exec(txn)
                         .await?;
                     let next = Keys::find()
                         .filter(K::Purpose.eq(p))
-                        .filter(K::State.eq("next"))
+                        .filter(K::State.eq(NEXT))
                         .one(txn)
                         .await?
                         .ok_or_else(|| {
                             Error::new(ErrorCode::Conflict, format!("no next {p} key to promote"))
                         })?;
                     Keys::update_many()
-                        .col_expr(K::State, Expr::value("active"))
+                        .col_expr(K::State, Expr::value(ACTIVE))
                         .col_expr(K::ActivatedAt, Expr::value(now))
                         .filter(K::Kid.eq(next.kid.clone()))
                         .exec(txn)
@@ -359,7 +256,7 @@ impl KeyManager {
             .transaction::<_, (), Error>(|txn| {
                 Box::pin(async move {
                     let res = Keys::update_many()
-                        .col_expr(K::State, Expr::value("revoked"))
+                        .col_expr(K::State, Expr::value(REVOKED))
                         .col_expr(K::RevokedAt, Expr::value(now))
                         .filter(K::Kid.eq(kid_owned))
                         .filter(K::State.eq(prev))
@@ -373,10 +270,10 @@ impl KeyManager {
                     }
                     if state == KeyState::Active {
                         Keys::update_many()
-                            .col_expr(K::State, Expr::value("active"))
+                            .col_expr(K::State, Expr::value(ACTIVE))
                             .col_expr(K::ActivatedAt, Expr::value(now))
                             .filter(K::Purpose.eq(purpose.as_str()))
-                            .filter(K::State.eq("next"))
+                            .filter(K::State.eq(NEXT))
                             .exec(txn)
                             .await?;
                     }
@@ -427,7 +324,7 @@ impl KeyManager {
     pub async fn active_and_next(&self, purpose: Purpose) -> Result<ActiveAndNext> {
         let rows = Keys::find()
             .filter(K::Purpose.eq(purpose.as_str()))
-            .filter(K::State.is_in(["active", "next"]))
+            .filter(K::State.is_in([ACTIVE, NEXT]))
             .all(&self.db)
             .await?;
         let pick = |s: &str| {
@@ -437,8 +334,8 @@ impl KeyManager {
                 .unwrap_or_default()
         };
         Ok(ActiveAndNext {
-            active: pick("active"),
-            next: pick("next"),
+            active: pick(ACTIVE),
+            next: pick(NEXT),
         })
     }
 }

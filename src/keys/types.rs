@@ -46,7 +46,8 @@ pub enum KeyState {
 }
 
 impl KeyState {
-    pub fn as_str(self) -> &'static str {
+    /// The name stored in `signing_keys.state`; queries use this, never a string literal.
+    pub const fn as_str(self) -> &'static str {
         match self {
             KeyState::Next => "next",
             KeyState::Active => "active",
