@@ -26,91 +26,17 @@ PROBE_DELAY_MS=${PROBE_DELAY_MS:-1}
 THREADS=${THREADS:-2}
 ADMIN=${KEYMINT_BOOTSTRAP_ADMIN:-admin:admin-password-1}
 LUA="$here/wrk/keymint.lua"
-started_at=$(date +%s)
-
-log() { printf '[load %3ss] %s\n' "$(($(date +%s) - started_at))" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+BENCH_NAME=load
+# shellcheck source=benches/lib.sh
+. "$here/lib.sh"
 
 # --- tools: Debian packages only (no prebuilt downloads) ---------------------------------------
-missing=()
-for t in wrk curl jq openssl awk; do command -v "$t" >/dev/null 2>&1 || missing+=("$t"); done
+need_tools wrk curl jq openssl awk
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-[ -x "$NGINX" ] || missing+=(nginx)
-if [ ${#missing[@]} -gt 0 ]; then
-  log "installing ${missing[*]} with apt-get"
-  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-fi
-case "$BIN" in /*) ;; *) BIN="$PWD/$BIN" ;; esac
-# Everything started from here on inherits the priority.
-[ "${NICE:-0}" = 0 ] || renice -n "$NICE" -p $$ >/dev/null || log "WARNING: cannot renice to $NICE"
-[ -x "$BIN" ] || die "no keymint binary at $BIN: build it with 'cargo build --release --bin keymint' or pass its path"
-ulimit -n 65536 2>/dev/null || ulimit -n 4096 2>/dev/null || true
-
-# --- temp dir and cleanup: every process we start is killed by PID on any exit -----------------
-tmp=$(mktemp -d /tmp/keymint-load.XXXXXX)
-pids=()
-cleanup() {
-  local rc=$?
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  sleep 0.3
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  if [ "${KEEP_TMP:-0}" = 1 ]; then log "kept $tmp"; else rm -rf "$tmp"; fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# A free loopback port: nothing accepts a connection on it.
-free_port() {
-  local p
-  for _ in $(seq 100); do
-    p=$((20000 + RANDOM % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
-  done
-  return 1
-}
-
-# Running and not a zombie (a dead child stays visible to kill -0 until it is reaped).
-alive() { [ -r "/proc/$1/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null; }
-kv() { # kv FILE KEY: a value from the KMRESULT / KMCPU lines
-  grep '^KM' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -1
-}
-# CPU accounting, because wrk, keymint and anything else running share the same few cores:
-# prints "busy total keymint" jiffies (machine busy, machine total, keymint's utime+stime).
-cpu_snap() { # cpu_snap [SHELL_PID]: that shell's reaped children are the wrk runs it waited for
-  awk '/^cpu / { b = $2 + $3 + $4 + $7 + $8 + $9; print b, b + $5 + $6 }' /proc/stat | tr '\n' ' '
-  { awk '{ print $14 + $15 }' "/proc/${kpid:-self}/stat" 2>/dev/null || echo 0; } | tr '\n' ' '
-  awk '{ print $16 + $17 }' "/proc/${1:-$$}/stat"
-}
-# cpu_pct "SNAP0" "SNAP1": machine busy and keymint CPU in % of one core (max nproc × 100).
-cpu_pct() { # cpu_pct SNAP0 SNAP1 [JIFFIES]: JIFFIES of the reaped children were not wrk's
-  awk -v a="$1" -v b="$2" -v c="${3:-0}" -v n="$(nproc)" 'BEGIN { split(a, x, " "); split(b, y, " ")
-    t = y[2] - x[2]; if (t <= 0) t = 1; f = 100 * n / t
-    m = (y[1] - x[1]) * f; k = (y[3] - x[3]) * f; w = (y[4] - x[4] - c) * f; o = m - k - w - c * f
-    printf "machine_pct=%.0f keymint_pct=%.0f wrk_pct=%.0f other_pct=%.0f", m, k, w, (o < 0 ? 0 : o)
-    if (c > 0) printf " cleanup_pct=%.0f", c * f }'
-}
-# Before measuring: how busy is the machine with other work (a build, tests)?
-idle_check() {
-  local deadline=$(($(date +%s) + ${IDLE_WAIT:-0})) a b busy
-  while :; do
-    a=$(cpu_snap); sleep 2; b=$(cpu_snap)
-    busy=$(cpu_pct "$a" "$b" | sed 's/machine_pct=\([0-9]*\).*/\1/')
-    [ "$busy" -le 20 ] && break
-    if [ "$(date +%s)" -ge "$deadline" ]; then
-      log "WARNING: other processes keep the machine $busy% busy (of $(( $(nproc) * 100 ))%): numbers will be low and noisy"
-      break
-    fi
-    log "machine $busy% busy with other work; waiting (IDLE_WAIT)"
-    sleep 5
-  done
-  echo "$busy"
-}
-rss_kib() { sed -n "s/^$2:[[:space:]]*\([0-9]*\) kB/\1/p" "/proc/$1/status" 2>/dev/null || echo 0; }
-mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+[ -x "$NGINX" ] || need_tools nginx
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+# Temp dir and cleanup: every process we start is killed by PID on any exit.
+bench_start keymint-load
 
 # --- the machine's RSA limit, measured first while the machine is idle -------------------------
 cores=$(nproc)
@@ -315,10 +241,6 @@ alive "$kpid" || die "keymint died during the run"
 
 # --- report ------------------------------------------------------------------------------------
 # keymint CPU time per request (µs): robust to other processes taking CPU away from it.
-us_req() { awk -v c="$1" -v r="$2" 'BEGIN { if (r == "" || r == 0 || c == "") print "-"; else printf "%.0f", c / 100 * 1e6 / r }'; }
-f() { awk -v x="$1" 'BEGIN { if (x == "") print "-"; else printf "%.0f", x }'; }
-ms() { awk -v x="$1" 'BEGIN { if (x == "") print "-"; else if (x < 10) printf "%.2f ms", x; else printf "%.1f ms", x }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "-"; else printf "%.2f", a / b }'; }
 verdict() { # verdict VALUE OP LIMIT -> PASS/FAIL
   if awk -v v="$1" -v l="$3" -v op="$2" 'BEGIN { exit !((op == ">=") ? v >= l : v <= l) }'; then echo PASS
   else echo FAIL; fi
