@@ -9,7 +9,6 @@ use sea_orm::sea_query::Query;
 use sea_orm::{ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter};
 use serde::Serialize;
 use serde_json::json;
-use utoipa::ToSchema;
 
 use crate::audit::{self, Event};
 use crate::db::entities::{
@@ -24,7 +23,7 @@ pub const BATCH: u64 = 1000;
 const PAUSE: Duration = Duration::from_millis(2);
 
 /// What one pass removed.
-#[derive(Clone, Debug, Default, Serialize, ToSchema)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct CleanupReport {
     pub revocations: u64,
     pub refresh_tokens: u64,

@@ -9,7 +9,6 @@ use sea_orm::{DatabaseConnection, EntityTrait, QueryOrder};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use utoipa::ToSchema;
 
 use crate::db::entities::clients::{self, Column as C, Entity as Clients};
 use crate::error::{Error, Result};
@@ -18,16 +17,11 @@ use crate::error::{Error, Result};
 pub const GRANT_TYPES: [&str; 3] = ["password", "refresh_token", "client_credentials"];
 
 /// A client as the API shows it: never the secret or its digest.
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
-#[schema(example = json!({"client_id": "c_5f2b8e0c9a7d4f1e8b3a6c2d1e0f9a8b", "name": "billing-service", "grant_types": ["client_credentials"], "scopes": ["billing:read"], "audience": "https://billing.example", "created_at": 1795434478}))]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Client {
-    #[schema(example = "c_5f2b8e0c9a7d4f1e8b3a6c2d1e0f9a8b")]
     pub client_id: String,
-    #[schema(example = "billing-service")]
     pub name: String,
-    #[schema(example = json!(["client_credentials"]))]
     pub grant_types: Vec<String>,
-    #[schema(example = json!(["billing:read"]))]
     pub scopes: Vec<String>,
     /// `aud` of the access tokens this client receives; keymint's audience when absent.
     pub audience: Option<String>,
@@ -53,39 +47,16 @@ impl Client {
 }
 
 /// What to create.
-#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewClient {
-    #[schema(example = "billing-service", pattern = "\\S", max_length = 128)]
     pub name: String,
-    #[schema(example = json!(["client_credentials"]), value_type = Vec<GrantType>, min_items = 1)]
     pub grant_types: Vec<String>,
     #[serde(default)]
-    #[schema(example = json!(["billing:read"]), value_type = Vec<ScopeToken>, max_items = 64)]
     pub scopes: Vec<String>,
     #[serde(default)]
-    #[schema(example = "https://billing.example", pattern = "\\S", max_length = 256)]
     pub audience: Option<String>,
 }
-
-/// A grant type a client may be allowed (schema only).
-#[derive(ToSchema)]
-#[schema(rename_all = "snake_case")]
-pub enum GrantType {
-    Password,
-    RefreshToken,
-    ClientCredentials,
-}
-
-/// An RFC 6749 scope token (schema only).
-#[derive(ToSchema)]
-#[schema(
-    pattern = "^[\\x21\\x23-\\x5B\\x5D-\\x7E]+$",
-    min_length = 1,
-    max_length = 64
-)]
-#[allow(dead_code)] // schema only: never constructed
-pub struct ScopeToken(String);
 
 /// A scope token per RFC 6749 section 3.3 (printable ASCII except space, `"` and `\`).
 pub fn valid_scope_token(s: &str) -> bool {

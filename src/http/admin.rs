@@ -10,6 +10,7 @@ use crate::audit::Actor;
 use crate::error::Error;
 use crate::http::error::ErrorBody;
 use crate::http::extract::{ApiQuery, bearer_token, missing_token};
+use crate::http::schemas::{KeyInfoDoc, RotationResultDoc};
 use crate::keys::admin::{self as keys, RotationResult};
 use crate::keys::{KeyInfo, Purpose};
 use crate::state::AppState;
@@ -32,13 +33,15 @@ impl FromRequestParts<AppState> for Admin {
 #[into_params(parameter_in = Query)]
 pub struct RotateQuery {
     /// Rotate only this purpose; both when absent.
+    #[param(value_type = Option<crate::http::schemas::PurposeDoc>)]
+    #[schema(value_type = Option<crate::http::schemas::PurposeDoc>)]
     pub purpose: Option<Purpose>,
 }
 
 /// Every signing key with its lifecycle state and times (Unix seconds).
 #[utoipa::path(get, path = "/admin/keys", tag = "admin keys", security(("bearer" = [])),
     responses(
-        (status = 200, description = "Every key, newest first", body = Vec<KeyInfo>),
+        (status = 200, description = "Every key, newest first", body = Vec<KeyInfoDoc>),
         (status = 401, description = "MISSING_TOKEN, INVALID_TOKEN, TOKEN_EXPIRED or TOKEN_REVOKED", body = ErrorBody),
         (status = 403, description = "FORBIDDEN: not an admin", body = ErrorBody),
     ))]
@@ -50,7 +53,7 @@ pub async fn list_keys(State(s): State<AppState>, _: Admin) -> Result<Json<Vec<K
 #[utoipa::path(post, path = "/admin/keys/rotate", tag = "admin keys", security(("bearer" = [])),
     params(RotateQuery),
     responses(
-        (status = 200, description = "The active and next kid of each purpose", body = RotationResult,
+        (status = 200, description = "The active and next kid of each purpose", body = RotationResultDoc,
             example = json!({"access": {"active": "kid-a2", "next": "kid-a3"}, "refresh": {"active": "kid-r1", "next": "kid-r2"}})),
         (status = 400, description = "VALIDATION_ERROR", body = ErrorBody),
         (status = 401, description = "MISSING_TOKEN, INVALID_TOKEN, TOKEN_EXPIRED or TOKEN_REVOKED", body = ErrorBody),
@@ -76,7 +79,7 @@ pub async fn rotate_keys(
 #[utoipa::path(post, path = "/admin/keys/{kid}/revoke", tag = "admin keys", security(("bearer" = [])),
     params(("kid" = String, Path, description = "The key's RFC 7638 thumbprint")),
     responses(
-        (status = 200, description = "The revoked key", body = KeyInfo),
+        (status = 200, description = "The revoked key", body = KeyInfoDoc),
         (status = 401, description = "MISSING_TOKEN, INVALID_TOKEN, TOKEN_EXPIRED or TOKEN_REVOKED", body = ErrorBody),
         (status = 403, description = "FORBIDDEN", body = ErrorBody),
         (status = 404, description = "NOT_FOUND", body = ErrorBody),

@@ -13,6 +13,7 @@ use crate::http::admin::Admin;
 use crate::http::auth::no_store;
 use crate::http::error::ErrorBody;
 use crate::http::extract::ApiJson;
+use crate::http::schemas::{ClientDoc, NewClientDoc};
 use crate::state::AppState;
 
 /// A new client with its secret: shown once, never retrievable again.
@@ -20,6 +21,7 @@ use crate::state::AppState;
 #[schema(example = json!({"client_id": "c_5f2b8e0c9a7d4f1e8b3a6c2d1e0f9a8b", "name": "billing-service", "grant_types": ["client_credentials"], "scopes": ["billing:read"], "audience": "https://billing.example", "created_at": 1795434478, "client_secret": "k3Xq9Vt0bF2mYp7sLw4Hn8Rc1Jd6Ge5Az0Uy3Ko9Ti"}))]
 pub struct CreatedClient {
     #[serde(flatten)]
+    #[schema(value_type = crate::http::schemas::ClientDoc)]
     pub client: Client,
     /// 256 random bits, base64url. Store it now: keymint keeps only its SHA-256 digest.
     pub client_secret: String,
@@ -28,7 +30,7 @@ pub struct CreatedClient {
 /// Every client (without secrets).
 #[utoipa::path(get, path = "/admin/clients", tag = "admin clients", security(("bearer" = [])),
     responses(
-        (status = 200, description = "Clients", body = Vec<Client>),
+        (status = 200, description = "Clients", body = Vec<ClientDoc>),
         (status = 401, description = "MISSING_TOKEN, INVALID_TOKEN, TOKEN_EXPIRED or TOKEN_REVOKED", body = ErrorBody),
         (status = 403, description = "FORBIDDEN", body = ErrorBody),
     ))]
@@ -38,7 +40,7 @@ pub async fn list_clients(State(s): State<AppState>, _: Admin) -> Result<Json<Ve
 
 /// Register a client; the response carries its secret, once.
 #[utoipa::path(post, path = "/admin/clients", tag = "admin clients", security(("bearer" = [])),
-    request_body = NewClient,
+    request_body = NewClientDoc,
     responses(
         (status = 201, description = "Created; `client_secret` is shown only here", body = CreatedClient),
         (status = 400, description = "VALIDATION_ERROR", body = ErrorBody),
@@ -63,7 +65,7 @@ pub async fn create_client(
 #[utoipa::path(get, path = "/admin/clients/{id}", tag = "admin clients", security(("bearer" = [])),
     params(("id" = String, Path, description = "client_id")),
     responses(
-        (status = 200, description = "The client", body = Client),
+        (status = 200, description = "The client", body = ClientDoc),
         (status = 401, description = "MISSING_TOKEN, INVALID_TOKEN, TOKEN_EXPIRED or TOKEN_REVOKED", body = ErrorBody),
         (status = 403, description = "FORBIDDEN", body = ErrorBody),
         (status = 404, description = "NOT_FOUND", body = ErrorBody),

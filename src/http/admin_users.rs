@@ -11,6 +11,7 @@ use crate::error::Error;
 use crate::http::admin::Admin;
 use crate::http::error::ErrorBody;
 use crate::http::extract::ApiJson;
+use crate::http::schemas::UserDoc;
 use crate::state::AppState;
 use crate::users::{self, User, UserChange};
 
@@ -67,7 +68,7 @@ async fn user_or_404(s: &AppState, id: &str) -> Result<User, Error> {
 
 #[utoipa::path(get, path = "/admin/users", tag = "admin users", security(("bearer" = [])),
     responses(
-        (status = 200, description = "Users by name", body = Vec<User>),
+        (status = 200, description = "Users by name", body = Vec<UserDoc>),
         (status = 401, description = "MISSING_TOKEN, INVALID_TOKEN, TOKEN_EXPIRED or TOKEN_REVOKED", body = ErrorBody),
         (status = 403, description = "FORBIDDEN", body = ErrorBody),
     ))]
@@ -79,7 +80,7 @@ pub async fn list_users(State(s): State<AppState>, _: Admin) -> Result<Json<Vec<
 #[utoipa::path(post, path = "/admin/users", tag = "admin users", security(("bearer" = [])),
     request_body = CreateUser,
     responses(
-        (status = 201, description = "Created", body = User),
+        (status = 201, description = "Created", body = UserDoc),
         (status = 400, description = "VALIDATION_ERROR", body = ErrorBody),
         (status = 401, description = "MISSING_TOKEN, INVALID_TOKEN, TOKEN_EXPIRED or TOKEN_REVOKED", body = ErrorBody),
         (status = 403, description = "FORBIDDEN", body = ErrorBody),
@@ -99,7 +100,7 @@ pub async fn create_user(
 #[utoipa::path(get, path = "/admin/users/{id}", tag = "admin users", security(("bearer" = [])),
     params(("id" = String, Path, description = "User id")),
     responses(
-        (status = 200, description = "The user", body = User),
+        (status = 200, description = "The user", body = UserDoc),
         (status = 401, description = "MISSING_TOKEN, INVALID_TOKEN, TOKEN_EXPIRED or TOKEN_REVOKED", body = ErrorBody),
         (status = 403, description = "FORBIDDEN", body = ErrorBody),
         (status = 404, description = "NOT_FOUND", body = ErrorBody),
@@ -117,7 +118,7 @@ pub async fn get_user(
     params(("id" = String, Path, description = "User id")),
     request_body = UpdateUser,
     responses(
-        (status = 200, description = "The updated user", body = User),
+        (status = 200, description = "The updated user", body = UserDoc),
         (status = 400, description = "VALIDATION_ERROR", body = ErrorBody),
         (status = 401, description = "MISSING_TOKEN, INVALID_TOKEN, TOKEN_EXPIRED or TOKEN_REVOKED", body = ErrorBody),
         (status = 403, description = "FORBIDDEN", body = ErrorBody),

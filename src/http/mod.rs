@@ -11,6 +11,7 @@ pub mod extract;
 pub mod oauth;
 pub mod oauth_form;
 pub mod ops;
+pub mod schemas;
 pub mod well_known;
 
 use axum::Router;

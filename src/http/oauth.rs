@@ -12,7 +12,8 @@ use crate::error::{Error, ErrorCode};
 use crate::http::auth::no_store;
 use crate::http::extract::ClientIp;
 use crate::http::oauth_form::{ClientForm, invalid_client, required};
-use crate::oauth::{self, Introspection, OAuthError};
+use crate::http::schemas::IntrospectionDoc;
+use crate::oauth::{self, OAuthError};
 use crate::state::AppState;
 
 /// RFC 6749 section 5.2 error body.
@@ -216,7 +217,7 @@ pub async fn revoke(State(s): State<AppState>, f: ClientForm) -> Result<StatusCo
     request_body(content = TokenOnlyRequest, content_type = "application/x-www-form-urlencoded"),
     security(("client_basic" = []), ("bearer" = [])),
     responses(
-        (status = 200, description = "`{\"active\": false}` or the token's claims", body = Introspection,
+        (status = 200, description = "`{\"active\": false}` or the token's claims", body = IntrospectionDoc,
             example = json!({"active": true, "sub": "c_5f2b8e0c", "exp": 1795435379, "iat": 1795434479, "jti": "0f1e2d3c", "scope": "billing:read", "client_id": "c_5f2b8e0c", "token_type": "access_token", "iss": "http://127.0.0.1:8080", "aud": "https://billing.example"})),
         (status = 400, description = "invalid_request", body = OAuthErrorBody),
         (status = 401, description = "invalid_client: the caller did not authenticate", body = OAuthErrorBody),

@@ -7,14 +7,14 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::keys::Jwks;
+use crate::http::schemas::JwksDoc;
 use crate::state::AppState;
 
 /// The public halves of every next, active and retired access key. Served from bytes rendered
 /// once per key change, with an ETag and `Cache-Control: public, max-age=…`.
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "discovery",
     responses(
-        (status = 200, description = "The JSON Web Key Set", body = Jwks,
+        (status = 200, description = "The JSON Web Key Set", body = JwksDoc,
             headers(("ETag" = String), ("Cache-Control" = String))),
         (status = 304, description = "Not modified (If-None-Match matched the ETag)"),
     ))]

@@ -3,7 +3,6 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use utoipa::ToSchema;
 
 use super::{ActiveAndNext, KeyInfo, Purpose};
 use crate::audit::{self, Actor, Event};
@@ -11,8 +10,7 @@ use crate::error::Result;
 use crate::state::App;
 
 /// The active and next kid of each purpose after a rotation.
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
-#[schema(example = json!({"access": {"active": "kid-a2", "next": "kid-a3"}, "refresh": {"active": "kid-r1", "next": "kid-r2"}}))]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RotationResult {
     pub access: ActiveAndNext,
     pub refresh: ActiveAndNext,

@@ -2,10 +2,9 @@
 //! lifetimes policy, and the public shapes (`KeyInfo`, JWK, JWKS).
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 /// What a key signs. Access keys are published; refresh keys never are.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Purpose {
     Access,
@@ -32,7 +31,7 @@ impl Purpose {
 }
 
 /// Where a key is in its lifecycle.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyState {
     /// Published, not yet signing.
@@ -88,8 +87,7 @@ impl KeyPolicy {
 }
 
 /// Public description of a key for `GET /admin/keys` and `keymint keys list`.
-#[derive(Clone, Debug, Serialize, ToSchema)]
-#[schema(example = json!({"kid": "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs", "purpose": "access", "state": "retired", "bits": 2048, "created_at": 1794829678, "activated_at": 1795434478, "retired_at": 1796039278, "revoked_at": null, "expires_at": 1796040208}))]
+#[derive(Clone, Debug, Serialize)]
 pub struct KeyInfo {
     pub kid: String,
     pub purpose: Purpose,
@@ -105,28 +103,24 @@ pub struct KeyInfo {
 }
 
 /// The active and next kid of one purpose after a change.
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ActiveAndNext {
     pub active: String,
     pub next: String,
 }
 
 /// One public key in JWKS form (RFC 7517).
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Jwk {
-    #[schema(example = "RSA")]
     pub kty: String,
     #[serde(rename = "use")]
-    #[schema(example = "sig")]
     pub use_: String,
-    #[schema(example = "RS256")]
     pub alg: String,
     /// RFC 7638 thumbprint of the key.
     pub kid: String,
     /// Modulus, base64url.
     pub n: String,
     /// Public exponent, base64url.
-    #[schema(example = "AQAB")]
     pub e: String,
 }
 
@@ -144,8 +138,7 @@ impl Jwk {
 }
 
 /// The JWKS document.
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
-#[schema(example = json!({"keys": [{"kty": "RSA", "use": "sig", "alg": "RS256", "kid": "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs", "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw", "e": "AQAB"}]}))]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Jwks {
     pub keys: Vec<Jwk>,
 }

@@ -2,7 +2,6 @@
 
 use serde::Serialize;
 use serde_json::json;
-use utoipa::ToSchema;
 
 use super::OAuthError;
 use crate::audit::{self, Event};
@@ -15,8 +14,7 @@ use crate::tokens::AccessClaims;
 use sea_orm::EntityTrait;
 
 /// RFC 7662 introspection response.
-#[derive(Debug, Default, Serialize, ToSchema, PartialEq, Eq)]
-#[schema(example = json!({"active": true, "sub": "c_5f2b8e0c", "exp": 1795435379, "iat": 1795434479, "jti": "0f1e2d3c4b5a69788796a5b4c3d2e1f0", "scope": "billing:read", "client_id": "c_5f2b8e0c", "token_type": "access_token", "iss": "http://127.0.0.1:8080", "aud": "https://billing.example"}))]
+#[derive(Debug, Default, Serialize, PartialEq, Eq)]
 pub struct Introspection {
     pub active: bool,
     #[serde(skip_serializing_if = "Option::is_none")]

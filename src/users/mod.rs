@@ -10,7 +10,6 @@ pub use store::{Credentials, UserChange, UserStore};
 
 use serde::Serialize;
 use serde_json::json;
-use utoipa::ToSchema;
 
 use crate::audit::{self, Actor, Event};
 use crate::error::{Error, Result};
@@ -20,14 +19,10 @@ use crate::state::App;
 pub const ADMIN_ROLE: &str = "admin";
 
 /// A user as the API shows it: never the hash.
-#[derive(Clone, Debug, Serialize, ToSchema, PartialEq, Eq)]
-#[schema(example = json!({"id": "6f1c2d4e-8a7b-4c3d-9e2f-1a2b3c4d5e6f", "username": "alice", "roles": ["admin"], "disabled": false, "created_at": 1795434478}))]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct User {
-    #[schema(example = "6f1c2d4e-8a7b-4c3d-9e2f-1a2b3c4d5e6f")]
     pub id: String,
-    #[schema(example = "alice")]
     pub username: String,
-    #[schema(example = json!(["admin"]))]
     pub roles: Vec<String>,
     pub disabled: bool,
     /// Unix seconds.

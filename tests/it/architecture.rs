@@ -34,6 +34,27 @@ fn only_the_http_layer_imports_axum() {
     assert!(offenders.is_empty(), "axum imported by {offenders:?}");
 }
 
+/// OpenAPI schemas live in the HTTP layer (`http/schemas.rs` and the handlers); domain types
+/// carry no documentation derives.
+#[test]
+fn only_the_http_layer_describes_schemas() {
+    let src = crate::harness::root().join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut offenders = Vec::new();
+    for f in files {
+        let rel = f.strip_prefix(&src).unwrap().to_string_lossy().to_string();
+        if rel.starts_with("http/") || rel == "openapi.rs" || rel == "main.rs" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&f).unwrap();
+        if text.contains("ToSchema") || text.contains("#[schema(") {
+            offenders.push(rel);
+        }
+    }
+    assert!(offenders.is_empty(), "schemas declared in {offenders:?}");
+}
+
 /// No source file grows past 400 lines: past that, split it by responsibility.
 #[test]
 fn no_source_file_is_over_400_lines() {
