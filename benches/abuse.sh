@@ -14,29 +14,25 @@ BIN=${1:-${KEYMINT_BIN:-$repo/target/release/keymint}}
 PHASE=${SECONDS_PER_PHASE:-20}
 GUESSERS=${GUESSERS:-32}
 SOCKETS=${SOCKETS:-4000}
-case "$BIN" in /*) ;; *) BIN="$PWD/$BIN" ;; esac
-[ -x "$BIN" ] || { echo "no keymint binary at $BIN (cargo build --release --bin keymint)" >&2; exit 1; }
-ulimit -n 65536 2>/dev/null || ulimit -n 8192 2>/dev/null || true
-
-tmp=$(mktemp -d /tmp/keymint-abuse.XXXXXX)
-pid=""
-cleanup() {
-  [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
-  if [ "${KEEP_TMP:-0}" = 1 ]; then echo "kept $tmp" >&2; else rm -rf "$tmp"; fi
-}
-trap cleanup EXIT
+BENCH_NAME=abuse
+# shellcheck source=benches/lib.sh
+. "$here/lib.sh"
+need_tools curl python3
+bench_start keymint-abuse
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export KEYMINT_BIND=127.0.0.1:$port KEYMINT_DATABASE_URL="sqlite://$tmp/keymint.db" \
   KEYMINT_KEYS_DIR="$tmp/keys" RUST_LOG=warn
 PASSWORD=correct-horse-battery
 printf '%s\n' "$PASSWORD" | "$BIN" users create alice --password-stdin >/dev/null
-"$BIN" serve 2>"$tmp/server.log" &
+"$BIN" serve >"$tmp/server.out" 2>"$tmp/server.log" &
 pid=$!
+pids+=("$pid")
 for _ in $(seq 200); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.05; done
 curl -fs "http://127.0.0.1:$port/readyz" >/dev/null || { cat "$tmp/server.log" >&2; exit 1; }
 
-db_bytes() { du -cb "$tmp"/keymint.db* 2>/dev/null | tail -1 | cut -f1; }
+# "DB WAL" bytes: the database file and its write-ahead log, reported apart.
+db_bytes() { echo "$(stat -c %s "$tmp/keymint.db" 2>/dev/null || echo 0) $(stat -c %s "$tmp/keymint.db-wal" 2>/dev/null || echo 0)"; }
 rss() { awk "/^$1:/ {print \$2}" "/proc/$pid/status"; }
 
 drive() { python3 "$here/abuse_driver.py" --port "$port" --seconds "$PHASE" --password "$PASSWORD" "$@"; }
@@ -52,7 +48,9 @@ now=$(rss VmRSS)
 python3 - "$rest" "$attack" "$db0" "$db1" "$peak" "$now" <<'PY'
 import json, sys
 rest, attack = json.loads(sys.argv[1]), json.loads(sys.argv[2])
-db0, db1, peak, now = (int(x) for x in sys.argv[3:7])
+(d0, w0), (d1, w1) = (map(int, sys.argv[3].split()), map(int, sys.argv[4].split()))
+peak, now = int(sys.argv[5]), int(sys.argv[6])
+db0, db1 = d0 + w0, d1 + w1
 throttled = attack["attack_throttled"]
 growth = db1 - db0
 per_million = growth * 1e6 / throttled if throttled else float("nan")
@@ -63,6 +61,7 @@ print(f"{'legitimate login p99 (ms)':34}{rest['legit_p99_ms']:>12}{attack['legit
 print(f"attack: {sum(attack['attack_responses'].values())} guesses answered "
       f"({throttled} throttled, {attack['attack_hashed']} hashed), "
       f"up to {attack['silent_sockets_max_open_client_side']} silent sockets open client-side")
-print(f"database: {db0} -> {db1} bytes (+{growth}), {per_million / 1024:.1f} KiB per million throttled attempts")
+print(f"database file: {d0} -> {d1} bytes, WAL: {w0} -> {w1} bytes; together +{growth}, "
+      f"{per_million / 1024:.1f} KiB per million throttled attempts")
 print(f"RSS: peak {peak / 1024:.1f} MiB, now {now / 1024:.1f} MiB")
 PY

@@ -57,12 +57,15 @@ class Conn:
                     self.rw = await asyncio.open_connection(
                         "127.0.0.1", self.port, local_addr=(self.source, 0)
                     )
-                status, close = await request(*self.rw, f"127.0.0.1:{self.port}", path, body)
+                # Bounded: a request that gets no answer cannot hold the run past its deadline.
+                status, close = await asyncio.wait_for(
+                    request(*self.rw, f"127.0.0.1:{self.port}", path, body), timeout=10
+                )
                 if close:
                     self.rw[1].close()
                     self.rw = None
                 return status
-            except (ConnectionError, OSError, asyncio.IncompleteReadError):
+            except (ConnectionError, OSError, asyncio.IncompleteReadError, asyncio.TimeoutError):
                 if self.rw:
                     self.rw[1].close()
                 self.rw = None

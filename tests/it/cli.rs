@@ -25,6 +25,39 @@ fn invalid_configuration_exits_2_with_one_line() {
     }
 }
 
+/// SPEC section 6: a `kek` file readable by group or others stops start-up with one line naming
+/// it (exit 2); a private one is used.
+#[test]
+fn a_kek_file_others_can_read_is_refused_at_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    let db = format!("sqlite://{}/k.db", dir.path().display());
+    let run = || {
+        keymint()
+            .args(["keys", "list"])
+            .env("KEYMINT_KEYS_DIR", &keys)
+            .env("KEYMINT_DATABASE_URL", &db)
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let kek = keys.join("kek");
+    let mode = std::fs::metadata(&kek).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    std::fs::set_permissions(&kek, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let out = run();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains(kek.to_str().unwrap()), "{err}");
+}
+
 #[test]
 fn help_documents_every_variable() {
     let out = keymint().arg("--help").output().unwrap();
