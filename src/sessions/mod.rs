@@ -26,8 +26,7 @@ use crate::users::{User, UserStore};
 
 mod revoke;
 
-/// A freshly issued pair.
-#[derive(Debug)]
+/// A freshly issued pair. `Debug` shows the claims, never the bearer tokens.
 pub struct TokenPair {
     pub access_token: String,
     pub refresh_token: String,
@@ -35,6 +34,19 @@ pub struct TokenPair {
     pub refresh_expires_in: i64,
     pub scope: String,
     pub access: AccessClaims,
+}
+
+impl std::fmt::Debug for TokenPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenPair")
+            .field("access_token", &"<hidden>")
+            .field("refresh_token", &"<hidden>")
+            .field("expires_in", &self.expires_in)
+            .field("refresh_expires_in", &self.refresh_expires_in)
+            .field("scope", &self.scope)
+            .field("access", &self.access)
+            .finish()
+    }
 }
 
 /// Who a pair is for.
