@@ -15,6 +15,11 @@
 //! allowance reaches argon2; a success gives its reservation back. A throttled attempt costs
 //! two indexed reads and no write.
 
+mod policy;
+
+use policy::TRUSTED_MAX;
+pub use policy::{AddrState, Limits, Throttled, ThrottledBy, UserState};
+
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use serde::{Deserialize, Serialize};
@@ -22,86 +27,8 @@ use serde::{Deserialize, Serialize};
 use crate::db::entities::login_limits::{self, Column as L, Entity as Limit};
 use crate::error::{Error, ErrorCode, Result};
 
-/// Limits, from configuration.
-#[derive(Clone, Copy, Debug)]
-pub struct Limits {
-    pub user_free: u32,
-    pub user_max_backoff: i64,
-    pub ip_max: u32,
-    pub ip_window: i64,
-}
-
-const TRUST_FOR: i64 = 30 * 86400;
-const TRUSTED_MAX: usize = 8;
-/// How long a username's failure count outlives its last failure.
-const FAILURES_KEPT: i64 = 86400;
 /// Compare-and-swap attempts before giving up (only under extreme contention on one key).
 const CAS_TRIES: usize = 64;
-
-/// Throttling state of one username.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct UserState {
-    pub failures: u32,
-    pub last: i64,
-    /// (address key, last successful login there).
-    pub trusted: Vec<(String, i64)>,
-}
-
-/// Throttling state of one address: the times of its counted attempts in the window.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct AddrState {
-    pub at: Vec<i64>,
-}
-
-/// Which limit refused an attempt.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ThrottledBy {
-    Username,
-    Address,
-}
-
-/// A refused attempt: who refused it and how long to wait.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Throttled {
-    pub by: ThrottledBy,
-    pub wait: u64,
-}
-
-impl Limits {
-    /// Seconds `addr` must wait before the user's next attempt, if any.
-    pub fn user_wait(&self, u: &UserState, addr: Option<&str>, now: i64) -> Option<u64> {
-        let trusted = addr.is_some_and(|a| {
-            u.trusted
-                .iter()
-                .any(|(t, at)| t == a && now - at < TRUST_FOR)
-        });
-        if trusted || u.failures < self.user_free || now - u.last >= FAILURES_KEPT {
-            return None;
-        }
-        let exp = (u.failures - self.user_free).min(30);
-        let until = u.last + (1i64 << exp).min(self.user_max_backoff);
-        (now < until).then(|| (until - now) as u64)
-    }
-
-    /// Seconds the address must wait, if any (after dropping attempts out of the window).
-    pub fn addr_wait(&self, a: &mut AddrState, now: i64) -> Option<u64> {
-        a.at.retain(|t| *t > now - self.ip_window);
-        if a.at.len() as u32 >= self.ip_max {
-            let oldest = a.at.iter().min().copied().unwrap_or(now);
-            return Some((oldest + self.ip_window - now).max(1) as u64);
-        }
-        None
-    }
-
-    fn user_expiry(&self, u: &UserState) -> i64 {
-        let trust = u.trusted.iter().map(|(_, at)| at + TRUST_FOR).max();
-        (u.last + FAILURES_KEPT).max(trust.unwrap_or(0))
-    }
-
-    fn addr_expiry(&self, a: &AddrState) -> i64 {
-        a.at.iter().max().copied().unwrap_or(0) + self.ip_window
-    }
-}
 
 /// A reserved attempt, to be resolved with [`LoginLimiter::succeeded`] (a failure needs
 /// nothing more: it was counted when reserved).
@@ -116,7 +43,14 @@ pub struct Attempt {
 pub struct LoginLimiter {
     limits: Limits,
     db: DatabaseConnection,
+    /// Refusals this instance decided in the last second (key → refused until): a flood of
+    /// refused attempts is then answered from memory instead of two database reads each. A
+    /// refusal lifted elsewhere (a success resets a username) is seen here within a second.
+    refused: moka::sync::Cache<String, i64>,
 }
+
+/// Refusals remembered at once; past that the oldest are forgotten (and re-read).
+const REFUSED_MAX: u64 = 10_000;
 
 fn user_key(username: &str) -> String {
     format!("u:{}", username.to_ascii_lowercase())
@@ -128,7 +62,29 @@ fn addr_key(addr: &str) -> String {
 
 impl LoginLimiter {
     pub fn new(limits: Limits, db: DatabaseConnection) -> Self {
-        Self { limits, db }
+        let refused = moka::sync::Cache::builder()
+            .max_capacity(REFUSED_MAX)
+            .time_to_live(std::time::Duration::from_secs(1))
+            .build();
+        Self {
+            limits,
+            db,
+            refused,
+        }
+    }
+
+    /// A refusal of `key` still in force at `now`, from memory.
+    fn remembered(&self, key: &str, by: ThrottledBy, now: i64) -> Option<Throttled> {
+        let until = self.refused.get(key)?;
+        (until > now).then(|| Throttled {
+            by,
+            wait: (until - now) as u64,
+        })
+    }
+
+    fn remember(&self, key: String, t: Throttled, now: i64) -> Throttled {
+        self.refused.insert(key, now + t.wait as i64);
+        t
     }
 
     pub fn limits(&self) -> Limits {
@@ -145,22 +101,33 @@ impl LoginLimiter {
     ) -> Result<std::result::Result<Attempt, Throttled>> {
         let l = self.limits;
         let ukey = user_key(username);
-        // Read-only checks first, so a flood of throttled attempts writes nothing.
+        // Read-only checks first, so a flood of throttled attempts writes nothing (and, once
+        // refused, reads nothing either for a second).
+        let ucache = format!("{ukey}|{}", addr.unwrap_or("-"));
         if let Some(a) = addr {
-            let (_, mut s) = self.load::<AddrState>(&addr_key(a)).await?;
+            let akey = addr_key(a);
+            if let Some(t) = self.remembered(&akey, ThrottledBy::Address, now) {
+                return Ok(Err(t));
+            }
+            let (_, mut s) = self.load::<AddrState>(&akey).await?;
             if let Some(wait) = l.addr_wait(&mut s, now) {
-                return Ok(Err(Throttled {
+                let t = Throttled {
                     by: ThrottledBy::Address,
                     wait,
-                }));
+                };
+                return Ok(Err(self.remember(akey, t, now)));
             }
+        }
+        if let Some(t) = self.remembered(&ucache, ThrottledBy::Username, now) {
+            return Ok(Err(t));
         }
         let (_, u) = self.load::<UserState>(&ukey).await?;
         if let Some(wait) = l.user_wait(&u, addr, now) {
-            return Ok(Err(Throttled {
+            let t = Throttled {
                 by: ThrottledBy::Username,
                 wait,
-            }));
+            };
+            return Ok(Err(self.remember(ucache, t, now)));
         }
         // Reserve: address first, then username; a refused username gives the address back.
         if let Some(a) = addr {
@@ -304,68 +271,5 @@ impl LoginLimiter {
             ErrorCode::ServiceUnavailable,
             "login throttling is under heavy contention; try again",
         ))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const L: Limits = Limits {
-        user_free: 5,
-        user_max_backoff: 900,
-        ip_max: 20,
-        ip_window: 300,
-    };
-
-    #[test]
-    fn user_backoff_grows_exponentially_and_caps() {
-        let mut u = UserState::default();
-        let t = 1_000;
-        for _ in 0..5 {
-            assert_eq!(L.user_wait(&u, None, t), None);
-            u.failures += 1;
-            u.last = t;
-        }
-        assert_eq!(L.user_wait(&u, None, t), Some(1), "1 s after the fifth");
-        u.failures += 1;
-        assert_eq!(L.user_wait(&u, None, t), Some(2));
-        u.failures += 20;
-        assert_eq!(L.user_wait(&u, None, t), Some(900), "capped at 15 minutes");
-        assert_eq!(L.user_wait(&u, None, t + 900), None);
-    }
-
-    #[test]
-    fn trusted_address_is_exempt() {
-        let u = UserState {
-            failures: 10,
-            last: 100,
-            trusted: vec![("192.0.2.7".into(), 0)],
-        };
-        assert!(L.user_wait(&u, Some("203.0.113.99"), 100).is_some());
-        assert_eq!(L.user_wait(&u, Some("192.0.2.7"), 100), None);
-        let later = UserState {
-            last: TRUST_FOR + 1,
-            ..u
-        };
-        assert!(
-            L.user_wait(&later, Some("192.0.2.7"), TRUST_FOR + 1)
-                .is_some(),
-            "trust lasts 30 days"
-        );
-    }
-
-    #[test]
-    fn address_window_slides() {
-        let mut a = AddrState {
-            at: (0..20).map(|i| 1000 + i).collect(),
-        };
-        assert_eq!(L.addr_wait(&mut a, 1019), Some(281));
-        assert_eq!(
-            L.addr_wait(&mut a, 1300),
-            None,
-            "the oldest left the window"
-        );
-        assert_eq!(a.at.len(), 19);
     }
 }
