@@ -366,8 +366,9 @@ async fn kill_9_during_rotation_keeps_invariants(b: Backend) {
     for i in 0..5u64 {
         let p = Proc::spawn(&site, &env).await;
         tokens.push(login_at(&http, &p.base, "root", "root-password").await);
-        // Rotations fire every second and take a few hundred ms: land the kill anywhere in one.
-        tokio::time::sleep(Duration::from_millis(300 + 271 * i)).await;
+        // Rotations fire every second and take a few hundred ms: land the kill at a different
+        // phase of the second each time (100, 371, 642, 913, 284 ms).
+        tokio::time::sleep(Duration::from_millis(100 + (271 * i) % 900)).await;
         p.kill9();
     }
     let p = Proc::spawn(&site, &[]).await;
