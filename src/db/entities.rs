@@ -184,7 +184,7 @@ pub mod login_limits {
     use sea_orm::entity::prelude::*;
 
     /// Throttling state of one username or client address, shared by every instance and
-    /// changed only by compare-and-swap on `version`.
+    /// changed only inside a transaction that locks it first (`ratelimit::LoginLimiter::swap`).
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "login_limits")]
     pub struct Model {

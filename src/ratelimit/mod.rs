@@ -11,24 +11,23 @@
 //!   failing on purpose cannot keep the user out of the devices they already use.
 //!
 //! An attempt is counted *before* the password is hashed ([`LoginLimiter::begin`] reserves it
-//! by compare-and-swap on the row's `version`), so of N concurrent guesses at most the free
-//! allowance reaches argon2; a success gives its reservation back. A throttled attempt costs
-//! two indexed reads and no write.
+//! in a transaction holding the row's lock, so concurrent attempts on one key queue), so of N
+//! concurrent guesses at most the free allowance reaches argon2; a success gives its
+//! reservation back. A throttled attempt costs at most two indexed reads and no write.
 
 mod policy;
 
 use policy::TRUSTED_MAX;
 pub use policy::{AddrState, Limits, Throttled, ThrottledBy, UserState};
 
-use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, TransactionTrait,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::db::entities::login_limits::{self, Column as L, Entity as Limit};
-use crate::error::{Error, ErrorCode, Result};
-
-/// Compare-and-swap attempts before giving up (only under extreme contention on one key).
-const CAS_TRIES: usize = 64;
+use crate::error::{Error, Result};
 
 /// A reserved attempt, to be resolved with [`LoginLimiter::succeeded`] (a failure needs
 /// nothing more: it was counted when reserved).
@@ -224,8 +223,10 @@ impl LoginLimiter {
         )
     }
 
-    /// Read-modify-write `key` by compare-and-swap on its version. `f` returns the row's new
-    /// expiry, or `Err` to leave the row unchanged.
+    /// Read-modify-write `key` in one transaction that holds the row: its first statements
+    /// write (create the row if missing, then touch it), which locks the row on Postgres and
+    /// takes the write lock on SQLite, so concurrent attempts on one key queue instead of
+    /// retrying. `f` returns the row's new expiry, or `Err` to leave it unchanged (rolled back).
     async fn swap<S, T>(
         &self,
         key: &str,
@@ -234,42 +235,46 @@ impl LoginLimiter {
     where
         S: Serialize + for<'de> Deserialize<'de> + Default,
     {
-        for _ in 0..CAS_TRIES {
-            let (version, mut state) = self.load::<S>(key).await?;
-            let expires = match f(&mut state) {
-                Ok(e) => e,
-                Err(t) => return Ok(Err(t)),
-            };
-            let json = serde_json::to_string(&state).map_err(Error::internal)?;
-            if version == 0 {
-                let row = login_limits::ActiveModel {
-                    key: Set(key.to_string()),
-                    version: Set(1),
-                    state: Set(json),
-                    expires_at: Set(expires),
-                };
-                match Limit::insert(row).exec_without_returning(&self.db).await {
-                    Ok(_) => return Ok(Ok(())),
-                    Err(e) if crate::db::is_unique_violation(&e) => continue,
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            let changed = Limit::update_many()
-                .col_expr(L::Version, Expr::value(version + 1))
-                .col_expr(L::State, Expr::value(json))
-                .col_expr(L::ExpiresAt, Expr::value(expires))
-                .filter(L::Key.eq(key))
-                .filter(L::Version.eq(version))
-                .exec(&self.db)
-                .await?
-                .rows_affected;
-            if changed == 1 {
-                return Ok(Ok(()));
-            }
+        let txn = self.db.begin().await?;
+        let blank = login_limits::ActiveModel {
+            key: Set(key.to_string()),
+            version: Set(0),
+            state: Set("{}".into()),
+            expires_at: Set(0),
+        };
+        let created = Limit::insert(blank)
+            .on_conflict(OnConflict::column(L::Key).do_nothing().to_owned())
+            .exec_without_returning(&txn)
+            .await;
+        match created {
+            Ok(_) | Err(sea_orm::DbErr::RecordNotInserted) => {}
+            Err(e) => return Err(e.into()),
         }
-        Err(Error::new(
-            ErrorCode::ServiceUnavailable,
-            "login throttling is under heavy contention; try again",
-        ))
+        Limit::update_many()
+            .col_expr(L::Version, Expr::col(L::Version))
+            .filter(L::Key.eq(key))
+            .exec(&txn)
+            .await?;
+        let row = Limit::find_by_id(key.to_string())
+            .one(&txn)
+            .await?
+            .ok_or_else(|| Error::internal("login_limits row vanished inside its transaction"))?;
+        // A state we cannot read is treated as empty rather than failing every login.
+        let mut state: S = serde_json::from_str(&row.state).unwrap_or_default();
+        let expires = match f(&mut state) {
+            Ok(e) => e,
+            // Dropping the transaction rolls back, the blank row with it.
+            Err(t) => return Ok(Err(t)),
+        };
+        let json = serde_json::to_string(&state).map_err(Error::internal)?;
+        Limit::update_many()
+            .col_expr(L::Version, Expr::value(row.version + 1))
+            .col_expr(L::State, Expr::value(json))
+            .col_expr(L::ExpiresAt, Expr::value(expires))
+            .filter(L::Key.eq(key))
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(Ok(()))
     }
 }
