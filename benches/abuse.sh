@@ -5,6 +5,7 @@
 #
 #   benches/abuse.sh [path/to/keymint]     (or KEYMINT_BIN=...; default target/release/keymint)
 #
+# benches/abuse_probe.py measures the reviewer's reproductions one by one (before/after a change).
 # Knobs: SECONDS_PER_PHASE (20), GUESSERS (32 concurrent wrong-password loops), SOCKETS (4000
 # silent sockets held open), KEEP_TMP=1. All traffic goes to 127.0.0.0/8 and stops by itself.
 set -euo pipefail
