@@ -189,20 +189,18 @@ impl Repeats {
         write(db, e, Some(key), now).await
     }
 
-    /// Write every held event. Returns how many records were written.
-    pub async fn flush(&self, db: &DatabaseConnection) -> usize {
+    /// Write every held event.
+    pub async fn flush(&self, db: &DatabaseConnection) {
         let held: Vec<_> = {
             let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
             pending.drain().map(|(_, v)| v).collect()
         };
-        let written = held.len();
         for (mut row, n) in held {
             row.count = Set(n);
             if let Err(err) = insert(db, row, n).await {
                 tracing::error!(count = n, "audit write of repeated events failed: {err}");
             }
         }
-        written
     }
 }
 

@@ -27,7 +27,9 @@ impl Clock {
     }
 }
 
-fn system_now() -> i64 {
+/// The wall clock in Unix seconds. The app reads time through its [`Clock`]; this is for
+/// what has no app (tests, tools).
+pub fn system_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)

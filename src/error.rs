@@ -4,75 +4,49 @@
 
 use serde::Serialize;
 
-/// Stable, greppable error codes of the API (SPEC section 4).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum ErrorCode {
-    InvalidCredentials,
-    MissingToken,
-    InvalidToken,
-    TokenExpired,
-    TokenRevoked,
-    RefreshTokenExpired,
-    RefreshTokenReused,
-    Forbidden,
-    NotFound,
-    Conflict,
-    ValidationError,
-    PayloadTooLarge,
-    RateLimited,
-    /// The request did not complete within `KEYMINT_REQUEST_TIMEOUT`.
-    RequestTimeout,
-    ServiceUnavailable,
-    InternalError,
+/// Declares `ErrorCode` from one list: each variant with its wire name, so the enum, `ALL` and
+/// `as_str` cannot drift apart.
+macro_rules! error_codes {
+    ($($(#[$doc:meta])* $variant:ident = $wire:literal,)*) => {
+        /// Stable, greppable error codes of the API (SPEC section 4).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+        #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+        pub enum ErrorCode {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl ErrorCode {
+            /// Every code, for exhaustive tables.
+            pub const ALL: &[ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            /// The code as it appears on the wire.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $wire,)*
+                }
+            }
+        }
+    };
 }
 
-impl ErrorCode {
-    /// Every code, for exhaustive tables.
-    pub const ALL: [ErrorCode; 16] = {
-        use ErrorCode::*;
-        [
-            InvalidCredentials,
-            MissingToken,
-            InvalidToken,
-            TokenExpired,
-            TokenRevoked,
-            RefreshTokenExpired,
-            RefreshTokenReused,
-            Forbidden,
-            NotFound,
-            Conflict,
-            ValidationError,
-            PayloadTooLarge,
-            RateLimited,
-            RequestTimeout,
-            ServiceUnavailable,
-            InternalError,
-        ]
-    };
-
-    /// The code as it appears on the wire.
-    pub fn as_str(self) -> &'static str {
-        use ErrorCode::*;
-        match self {
-            InvalidCredentials => "INVALID_CREDENTIALS",
-            MissingToken => "MISSING_TOKEN",
-            InvalidToken => "INVALID_TOKEN",
-            TokenExpired => "TOKEN_EXPIRED",
-            TokenRevoked => "TOKEN_REVOKED",
-            RefreshTokenExpired => "REFRESH_TOKEN_EXPIRED",
-            RefreshTokenReused => "REFRESH_TOKEN_REUSED",
-            Forbidden => "FORBIDDEN",
-            NotFound => "NOT_FOUND",
-            Conflict => "CONFLICT",
-            ValidationError => "VALIDATION_ERROR",
-            PayloadTooLarge => "PAYLOAD_TOO_LARGE",
-            RateLimited => "RATE_LIMITED",
-            RequestTimeout => "REQUEST_TIMEOUT",
-            ServiceUnavailable => "SERVICE_UNAVAILABLE",
-            InternalError => "INTERNAL_ERROR",
-        }
-    }
+error_codes! {
+    InvalidCredentials = "INVALID_CREDENTIALS",
+    MissingToken = "MISSING_TOKEN",
+    InvalidToken = "INVALID_TOKEN",
+    TokenExpired = "TOKEN_EXPIRED",
+    TokenRevoked = "TOKEN_REVOKED",
+    RefreshTokenExpired = "REFRESH_TOKEN_EXPIRED",
+    RefreshTokenReused = "REFRESH_TOKEN_REUSED",
+    Forbidden = "FORBIDDEN",
+    NotFound = "NOT_FOUND",
+    Conflict = "CONFLICT",
+    ValidationError = "VALIDATION_ERROR",
+    PayloadTooLarge = "PAYLOAD_TOO_LARGE",
+    RateLimited = "RATE_LIMITED",
+    /// The request did not complete within `KEYMINT_REQUEST_TIMEOUT`.
+    RequestTimeout = "REQUEST_TIMEOUT",
+    ServiceUnavailable = "SERVICE_UNAVAILABLE",
+    InternalError = "INTERNAL_ERROR",
 }
 
 /// A domain error: a code, a message safe to show the caller, and for internal errors a

@@ -285,15 +285,6 @@ fn validation(issuer: &str, audience: Option<&str>) -> Validation {
     v
 }
 
-/// The wall clock in Unix seconds. Handlers read it once and pass `now` down, so domain
-/// code is tested with fixed clocks.
-pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -351,7 +342,7 @@ mod tests {
     #[test]
     fn tokens_verify_only_against_their_ring_purpose_and_time() {
         let (t, ring, other) = setup();
-        let now = now();
+        let now = crate::clock::system_now();
         let claims = t.access_claims(who(), now);
         let token = t.sign(&ring, Purpose::Access, &claims).unwrap();
         let got = t

@@ -51,6 +51,11 @@ pub struct LoginLimiter {
 /// Refusals remembered at once; past that the oldest are forgotten (and re-read).
 const REFUSED_MAX: u64 = 10_000;
 
+/// A row's state; one we cannot read is treated as empty rather than failing every login.
+fn state_of<S: for<'de> Deserialize<'de> + Default>(text: &str) -> S {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
 fn user_key(username: &str) -> String {
     format!("u:{}", username.to_ascii_lowercase())
 }
@@ -108,7 +113,7 @@ impl LoginLimiter {
             if let Some(t) = self.remembered(&akey, ThrottledBy::Address, now) {
                 return Ok(Err(t));
             }
-            let (_, mut s) = self.load::<AddrState>(&akey).await?;
+            let mut s = self.load::<AddrState>(&akey).await?;
             if let Some(wait) = l.addr_wait(&mut s, now) {
                 let t = Throttled {
                     by: ThrottledBy::Address,
@@ -120,7 +125,7 @@ impl LoginLimiter {
         if let Some(t) = self.remembered(&ucache, ThrottledBy::Username, now) {
             return Ok(Err(t));
         }
-        let (_, u) = self.load::<UserState>(&ukey).await?;
+        let u = self.load::<UserState>(&ukey).await?;
         if let Some(wait) = l.user_wait(&u, addr, now) {
             let t = Throttled {
                 by: ThrottledBy::Username,
@@ -210,17 +215,10 @@ impl LoginLimiter {
         Ok(())
     }
 
-    async fn load<S: for<'de> Deserialize<'de> + Default>(&self, key: &str) -> Result<(i64, S)> {
-        Ok(
-            match Limit::find_by_id(key.to_string()).one(&self.db).await? {
-                // A state we cannot read is treated as empty rather than failing every login.
-                Some(row) => (
-                    row.version,
-                    serde_json::from_str(&row.state).unwrap_or_default(),
-                ),
-                None => (0, S::default()),
-            },
-        )
+    /// The state of `key` (empty when there is no row).
+    async fn load<S: for<'de> Deserialize<'de> + Default>(&self, key: &str) -> Result<S> {
+        let row = Limit::find_by_id(key.to_string()).one(&self.db).await?;
+        Ok(row.map(|r| state_of(&r.state)).unwrap_or_default())
     }
 
     /// Read-modify-write `key` in one transaction that holds the row: its first statements
@@ -259,8 +257,7 @@ impl LoginLimiter {
             .one(&txn)
             .await?
             .ok_or_else(|| Error::internal("login_limits row vanished inside its transaction"))?;
-        // A state we cannot read is treated as empty rather than failing every login.
-        let mut state: S = serde_json::from_str(&row.state).unwrap_or_default();
+        let mut state: S = state_of(&row.state);
         let expires = match f(&mut state) {
             Ok(e) => e,
             // Dropping the transaction rolls back, the blank row with it.

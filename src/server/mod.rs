@@ -77,7 +77,6 @@ pub async fn serve_all(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
-    let app_flush = app.clone();
     let sync = tokio::spawn(sync_loop(app.clone(), stop_rx.clone()));
     let mut jobs = crate::jobs::start(app.clone())
         .await
@@ -87,7 +86,7 @@ pub async fn serve_all(
         let router = crate::http::metrics_router(AppState(app.clone()));
         tokio::spawn(accept_loop(l, router, limits.clone(), stop_rx.clone()))
     });
-    let router = crate::http::router(AppState(app));
+    let router = crate::http::router(AppState(app.clone()));
     let (stop_accepting, accepting) = watch::channel(false);
     let api = tokio::spawn(accept_loop(listeners.api, router, limits, accepting));
     shutdown.await;
@@ -102,7 +101,7 @@ pub async fn serve_all(
         tracing::warn!("scheduler shutdown: {e}");
     }
     let _ = sync.await;
-    app_flush.repeats.flush(&app_flush.db).await;
+    app.repeats.flush(&app.db).await;
     Ok(())
 }
 

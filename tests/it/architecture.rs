@@ -13,24 +13,35 @@ fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     }
 }
 
+/// Every `.rs` file under `src/` with its path relative to `src/` and its text.
+fn sources() -> Vec<(String, String)> {
+    let src = crate::harness::root().join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    files
+        .iter()
+        .map(|f| {
+            let rel = f.strip_prefix(&src).unwrap().to_string_lossy().to_string();
+            (rel, std::fs::read_to_string(f).unwrap())
+        })
+        .collect()
+}
+
+/// Files outside `allowed` prefixes whose text contains any of `needles`.
+fn outside(allowed: &[&str], needles: &[&str]) -> Vec<String> {
+    sources()
+        .into_iter()
+        .filter(|(rel, _)| !allowed.iter().any(|a| rel.starts_with(a)))
+        .filter(|(_, text)| needles.iter().any(|n| text.contains(n)))
+        .map(|(rel, _)| rel)
+        .collect()
+}
+
 /// Domain modules never import axum: HTTP lives in `src/http/` and `src/server/` (and the
 /// binary's `main.rs`, which starts the server).
 #[test]
 fn only_the_http_layer_imports_axum() {
-    let src = crate::harness::root().join("src");
-    let mut files = Vec::new();
-    rust_files(&src, &mut files);
-    let mut offenders = Vec::new();
-    for f in files {
-        let rel = f.strip_prefix(&src).unwrap().to_string_lossy().to_string();
-        if rel.starts_with("http/") || rel.starts_with("server/") || rel == "main.rs" {
-            continue;
-        }
-        let text = std::fs::read_to_string(&f).unwrap();
-        if text.contains("axum::") || text.contains("use axum") {
-            offenders.push(rel);
-        }
-    }
+    let offenders = outside(&["http/", "server/", "main.rs"], &["axum::", "use axum"]);
     assert!(offenders.is_empty(), "axum imported by {offenders:?}");
 }
 
@@ -38,35 +49,19 @@ fn only_the_http_layer_imports_axum() {
 /// carry no documentation derives.
 #[test]
 fn only_the_http_layer_describes_schemas() {
-    let src = crate::harness::root().join("src");
-    let mut files = Vec::new();
-    rust_files(&src, &mut files);
-    let mut offenders = Vec::new();
-    for f in files {
-        let rel = f.strip_prefix(&src).unwrap().to_string_lossy().to_string();
-        if rel.starts_with("http/") || rel == "openapi.rs" || rel == "main.rs" {
-            continue;
-        }
-        let text = std::fs::read_to_string(&f).unwrap();
-        if text.contains("ToSchema") || text.contains("#[schema(") {
-            offenders.push(rel);
-        }
-    }
+    let offenders = outside(
+        &["http/", "openapi.rs", "main.rs"],
+        &["ToSchema", "#[schema("],
+    );
     assert!(offenders.is_empty(), "schemas declared in {offenders:?}");
 }
 
 /// No source file grows past 400 lines: past that, split it by responsibility.
 #[test]
 fn no_source_file_is_over_400_lines() {
-    let src = crate::harness::root().join("src");
-    let mut files = Vec::new();
-    rust_files(&src, &mut files);
-    let long: Vec<(String, usize)> = files
-        .iter()
-        .map(|f| {
-            let n = std::fs::read_to_string(f).unwrap().lines().count();
-            (f.strip_prefix(&src).unwrap().display().to_string(), n)
-        })
+    let long: Vec<(String, usize)> = sources()
+        .into_iter()
+        .map(|(rel, text)| (rel, text.lines().count()))
         .filter(|(_, n)| *n > 400)
         .collect();
     assert!(long.is_empty(), "over 400 lines: {long:?}");

@@ -199,7 +199,7 @@ async fn claims_are_checked_with_keymints_own_key() {
     let site = Site::new(Backend::Sqlite).await;
     let s = Server::start(&site, &[]).await;
     let u = s.user("trent", "trent-password", &[]).await;
-    let now = keymint::tokens::now();
+    let now = keymint::clock::system_now();
     let base = AccessClaims {
         iss: "http://keymint.test".into(),
         sub: u.id.clone(),

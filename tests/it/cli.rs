@@ -1,9 +1,8 @@
 //! The `keymint` binary: configuration errors, and the CLI beside a running server.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use crate::harness::{Backend, Server, Site};
+use crate::harness::{Backend, Server, Site, run_cli};
 
 fn keymint() -> Command {
     Command::new(env!("CARGO_BIN_EXE_keymint"))
@@ -87,32 +86,15 @@ fn help_documents_every_variable() {
 async fn cli_creates_users_while_the_server_runs() {
     let site = Site::new(Backend::Sqlite).await;
     let s = Server::start(&site, &[]).await;
-    let env = site.env(&[]);
-    let mut child = keymint()
-        .args([
-            "users",
-            "create",
-            "quinn",
-            "--role",
-            "admin",
-            "--password-stdin",
-        ])
-        .envs(&env)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"quinn-password\n")
-        .unwrap();
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
+    let args = [
+        "users",
+        "create",
+        "quinn",
+        "--role",
+        "admin",
+        "--password-stdin",
+    ];
+    let out = run_cli(&site, &args, "quinn-password\n").await;
     assert!(
         out.status.success(),
         "{}",
@@ -128,11 +110,7 @@ async fn cli_creates_users_while_the_server_runs() {
     // Disabling from the CLI ends the user's sessions on the running server too (another
     // admin exists: the last one could not be disabled).
     s.user("keeper", "keeper-password", &["admin"]).await;
-    let out = keymint()
-        .args(["users", "disable", "quinn"])
-        .envs(&env)
-        .output()
-        .unwrap();
+    let out = run_cli(&site, &["users", "disable", "quinn"], "").await;
     assert!(
         out.status.success(),
         "{}",
@@ -150,18 +128,9 @@ async fn cli_creates_users_while_the_server_runs() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    let out = keymint()
-        .args(["users", "list"])
-        .envs(&env)
-        .output()
-        .unwrap();
+    let out = run_cli(&site, &["users", "list"], "").await;
     assert!(String::from_utf8_lossy(&out.stdout).contains("quinn"));
-    let out = keymint()
-        .args(["users", "create", "x", "--password-stdin"])
-        .envs(&env)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = run_cli(&site, &["users", "create", "x", "--password-stdin"], "").await;
     assert!(!out.status.success(), "an empty password is refused");
     s.stop().await;
 }

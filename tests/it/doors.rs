@@ -2,33 +2,34 @@
 //! call the same use case: a new password or disabling ends sessions, deleting a client
 //! revokes its tokens, the last admin stays, and each leaves the same audit record.
 
-use std::io::Write;
-use std::process::Stdio;
-
 use keymint::db::entities::audit_events;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::json;
 
-use crate::harness::{Backend, Server, Site};
+use crate::harness::{Backend, Server, Site, run_cli};
 use crate::oauth::{form, make_client};
 
-/// Run `keymint ARGS` on the site's database, with `stdin` as standard input.
-fn cli(site: &Site, args: &[&str], stdin: &str) -> std::process::Output {
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_keymint"))
-        .args(args)
-        .envs(site.env(&[]))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
+/// `PATCH /admin/users/{id}` with `body` as the admin; asserts 200.
+async fn patch_user(s: &Server, admin: &str, id: &str, body: serde_json::Value) {
+    let r = s
+        .http
+        .patch(s.url(&format!("/admin/users/{id}")))
+        .bearer_auth(admin)
+        .json(&body)
+        .send()
+        .await
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    assert_eq!(r.status(), 200);
+}
+
+/// `keymint ARGS` on the site's database; asserts success.
+async fn cli(site: &Site, args: &[&str], stdin: &str) {
+    let out = run_cli(site, args, stdin).await;
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// The kinds and actors of the admin audit records (`user.*`) about `subject`, oldest first.
@@ -56,25 +57,13 @@ async fn each_rule_holds_through_the_api_and_the_cli() {
     // A new password ends every session, whichever door set it.
     let t_api = s.login("api-user", "api-password").await.access_token;
     let t_cli = s.login("cli-user", "cli-password").await.access_token;
-    let r = s
-        .http
-        .patch(s.url(&format!("/admin/users/{}", api.id)))
-        .bearer_auth(&admin)
-        .json(&json!({"password": "new-api-password"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let out = cli(
+    patch_user(&s, &admin, &api.id, json!({"password": "new-api-password"})).await;
+    cli(
         &site,
         &["users", "set-password", "cli-user", "--password-stdin"],
         "new-cli-password\n",
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    )
+    .await;
     s.app.sync_now().await.unwrap();
     for t in [&t_api, &t_cli] {
         assert_eq!(s.get("/auth/me", Some(t)).await.status(), 401);
@@ -85,21 +74,8 @@ async fn each_rule_holds_through_the_api_and_the_cli() {
     // Disabling ends sessions too.
     let t_api = s.login("api-user", "new-api-password").await.access_token;
     let t_cli = s.login("cli-user", "new-cli-password").await.access_token;
-    let r = s
-        .http
-        .patch(s.url(&format!("/admin/users/{}", api.id)))
-        .bearer_auth(&admin)
-        .json(&json!({"disabled": true}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let out = cli(&site, &["users", "disable", "cli-user"], "");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    patch_user(&s, &admin, &api.id, json!({"disabled": true})).await;
+    cli(&site, &["users", "disable", "cli-user"], "").await;
     s.app.sync_now().await.unwrap();
     for t in [&t_api, &t_cli] {
         assert_eq!(s.get("/auth/me", Some(t)).await.status(), 401);
@@ -140,12 +116,7 @@ async fn each_rule_holds_through_the_api_and_the_cli() {
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
-    let out = cli(&site, &["clients", "delete", &ids[1]], "");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    cli(&site, &["clients", "delete", &ids[1]], "").await;
     s.app.sync_now().await.unwrap();
     for t in &tokens {
         let r = s

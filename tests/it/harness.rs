@@ -220,7 +220,7 @@ impl Server {
         let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
         self.app
             .users
-            .create(name, password, &roles, keymint::tokens::now())
+            .create(name, password, &roles, keymint::clock::system_now())
             .await
             .unwrap()
     }
@@ -437,6 +437,28 @@ pub async fn me_status(http: &reqwest::Client, base: &str, token: &str) -> (u16,
         .await
         .unwrap();
     (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+/// Run `keymint ARGS` against the site's database with `stdin` on standard input, off the
+/// async workers (the test's servers share them).
+pub async fn run_cli(site: &Site, args: &[&str], stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_keymint"))
+        .args(args)
+        .envs(site.env(&[]))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.as_bytes()).unwrap();
+    drop(input);
+    tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap()
 }
 
 /// Open the site's database directly, for assertions on rows.

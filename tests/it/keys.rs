@@ -265,7 +265,7 @@ async fn retired_keys_expire_and_cleanup_removes_them(b: Backend) {
     )
     .await;
     let app = &s.app;
-    let t0 = keymint::tokens::now();
+    let t0 = keymint::clock::system_now();
     let old = app
         .keys
         .active_and_next(Purpose::Access)
@@ -319,7 +319,7 @@ async fn key_changes_reach_other_instances_within_a_second(b: Backend) {
     // Rotate on A: B accepts A's tokens signed with the promoted key at once (it was `next`).
     a.app
         .keys
-        .rotate(Purpose::Access, keymint::tokens::now())
+        .rotate(Purpose::Access, keymint::clock::system_now())
         .await
         .unwrap();
     let t2 = a.login("admin", "admin-password").await;
@@ -332,7 +332,7 @@ async fn key_changes_reach_other_instances_within_a_second(b: Backend) {
     let victim = kid(&t2.access_token);
     a.app
         .keys
-        .revoke(&victim, keymint::tokens::now())
+        .revoke(&victim, keymint::clock::system_now())
         .await
         .unwrap();
     let start = Instant::now();
@@ -526,12 +526,12 @@ async fn no_failed_verification_under_traffic_across_rotations() {
         tokio::time::sleep(Duration::from_millis(300)).await;
         s.app
             .keys
-            .rotate(Purpose::Access, keymint::tokens::now())
+            .rotate(Purpose::Access, keymint::clock::system_now())
             .await
             .unwrap();
         s.app
             .keys
-            .rotate(Purpose::Refresh, keymint::tokens::now())
+            .rotate(Purpose::Refresh, keymint::clock::system_now())
             .await
             .unwrap();
     }

@@ -6,7 +6,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::both_dbs;
-use crate::harness::{Backend, Proc, Server, Site, assert_error};
+use crate::harness::{Backend, Proc, Server, Site, assert_error, run_cli};
 use crate::oauth::{form, make_client};
 
 both_dbs!(last_admin_survives_concurrent_disables);
@@ -202,7 +202,7 @@ async fn last_admin_survives_concurrent_disables(b: Backend) {
         for u in [&me.id, &other.id] {
             s.app
                 .users
-                .set_disabled(u, false, keymint::tokens::now())
+                .set_disabled(u, false, keymint::clock::system_now())
                 .await
                 .unwrap();
         }
@@ -210,18 +210,14 @@ async fn last_admin_survives_concurrent_disables(b: Backend) {
     // Through the CLI door: the last enabled admin can be neither disabled nor demoted.
     s.app
         .users
-        .set_disabled(&other.id, true, keymint::tokens::now())
+        .set_disabled(&other.id, true, keymint::clock::system_now())
         .await
         .unwrap();
     for args in [
         vec!["users", "disable", "root"],
         vec!["users", "set-roles", "root", "--role", "viewer"],
     ] {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_keymint"))
-            .args(&args)
-            .envs(site.env(&[]))
-            .output()
-            .unwrap();
+        let out = run_cli(&site, &args, "").await;
         assert!(!out.status.success(), "{args:?} succeeded");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("no enabled admin"), "{args:?}: {err}");

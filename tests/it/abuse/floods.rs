@@ -29,6 +29,13 @@ async fn db_bytes(s: &Server, site: &Site) -> (u64, u64) {
     (db, wal)
 }
 
+/// The status of one login as `name` with a wrong password.
+async fn wrong_login(http: reqwest::Client, url: String, name: String) -> u16 {
+    let body = json!({"username": name, "password": "wrong-password"});
+    let r = http.post(url).json(&body).send().await.unwrap();
+    r.status().as_u16()
+}
+
 /// `n` logins at `s`, 16 at a time, each with the username `user(i)`. Every one is refused
 /// (429) except those the back-off lets through (401); returns how many those were.
 async fn flood(s: &Server, n: usize, user: impl Fn(usize) -> String) -> usize {
@@ -42,16 +49,7 @@ async fn flood(s: &Server, n: usize, user: impl Fn(usize) -> String) -> usize {
         if set.len() >= 16 {
             tally(set.join_next().await.unwrap().unwrap());
         }
-        let (http, url, name) = (s.http.clone(), s.url("/auth/login"), user(i));
-        set.spawn(async move {
-            http.post(url)
-                .json(&json!({"username": name, "password": "wrong-password"}))
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        });
+        set.spawn(wrong_login(s.http.clone(), s.url("/auth/login"), user(i)));
     }
     while let Some(r) = set.join_next().await {
         tally(r.unwrap());
@@ -178,7 +176,7 @@ async fn oversized_usernames_are_refused_before_throttling_or_audit() {
 async fn cleanup_deletes_audit_events_past_retention() {
     let site = Site::new(Backend::Sqlite).await;
     let s = Server::start(&site, &[("KEYMINT_AUDIT_RETENTION", "1d")]).await;
-    let now = keymint::tokens::now();
+    let now = keymint::clock::system_now();
     let event = |at: i64, kind: &str| audit_events::ActiveModel {
         at: Set(at),
         kind: Set(kind.into()),
@@ -236,18 +234,8 @@ async fn memory_stays_bounded_under_concurrent_logins() {
     for round in 0..2 {
         let mut set = tokio::task::JoinSet::new();
         for i in 0..64 {
-            let (http, url) = (http.clone(), p.url("/auth/login"));
-            set.spawn(async move {
-                http.post(url)
-                    .json(
-                        &json!({"username": format!("r{round}u{i}"), "password": "wrong-password"}),
-                    )
-                    .send()
-                    .await
-                    .unwrap()
-                    .status()
-                    .as_u16()
-            });
+            let url = p.url("/auth/login");
+            set.spawn(wrong_login(http.clone(), url, format!("r{round}u{i}")));
         }
         while let Some(r) = set.join_next().await {
             assert_eq!(r.unwrap(), 401);
