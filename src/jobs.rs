@@ -94,6 +94,7 @@ pub async fn run_due(app: &App, job: Job, instance: &str) -> Result<bool> {
         tracing::debug!(job = job.as_str(), tick, "another instance runs this tick");
         return Ok(false);
     }
+    tracing::info!(job = job.as_str(), tick, "scheduled job started");
     match job {
         Job::Rotate => {
             let r = crate::keys::admin::rotate(app, Actor::Scheduler, &Purpose::ALL).await?;

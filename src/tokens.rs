@@ -288,15 +288,11 @@ fn validation(issuer: &str, audience: Option<&str>) -> Validation {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::material::generate;
+    use crate::keys::material::fixture;
     use crate::keys::{KeyRing, KeyState, Purpose};
 
     fn setup() -> (Tokens, KeyRing, KeyRing) {
-        let (a, r, old) = (
-            generate(2048).unwrap(),
-            generate(2048).unwrap(),
-            generate(2048).unwrap(),
-        );
+        let (a, r, old) = (fixture(0), fixture(1), fixture(2));
         let t = Tokens::new(
             "https://id.example".into(),
             "https://id.example".into(),

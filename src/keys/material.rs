@@ -126,6 +126,24 @@ pub fn public_pem(n: &str, e: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
+/// The committed test keys (`tests/fixtures/rsa2048-test-keys.pem`), for unit tests that do
+/// not exercise generation.
+#[cfg(test)]
+pub(crate) fn fixture(i: usize) -> KeyMaterial {
+    let pem = include_str!("../../tests/fixtures/rsa2048-test-keys.pem");
+    let b64: String = pem
+        .split("-----BEGIN PRIVATE KEY-----")
+        .filter_map(|block| block.split("-----END PRIVATE KEY-----").next())
+        .map(|b| b.split_whitespace().collect::<String>())
+        .filter(|b| !b.is_empty())
+        .nth(i)
+        .expect("not that many fixture keys");
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap();
+    from_pkcs8_der(&der).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -57,6 +57,7 @@ pub struct Site {
     /// Signing keys for this site's in-process servers: committed fixtures first (no RSA work
     /// at start-up), shared by all of them so no kid repeats in the site's database.
     pub key_source: keymint::keys::material::KeySource,
+    seeded: std::sync::atomic::AtomicBool,
 }
 
 /// The committed test keys (`tests/fixtures/rsa2048-test-keys.pem`), as PKCS#8 DER.
@@ -86,7 +87,25 @@ impl Site {
             dir,
             database_url,
             key_source: keymint::keys::material::KeySource::fixtures_first(fixture_keys()),
+            seeded: Default::default(),
         }
+    }
+
+    /// Give the site its first signing keys from the fixtures, through the same start-up as
+    /// a server's, so a `keymint serve` child finds them and starts in milliseconds instead
+    /// of generating four RSA keys (what a first start does; `keymint serve` on an empty
+    /// site still does it where a test wants that).
+    pub async fn seed_keys(&self) {
+        if self.seeded.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        let config = Config::from_sources(None, &self.env(&[])).unwrap();
+        let deps = keymint::state::Deps {
+            clock: keymint::clock::Clock::system(),
+            key_source: self.key_source.clone(),
+        };
+        let app = App::open_with(config, deps).await.unwrap();
+        let _ = app.db.clone().close().await;
     }
 
     pub fn keys_dir(&self) -> PathBuf {
@@ -119,17 +138,21 @@ async fn fresh_postgres(base: &str) -> String {
         .await
         .expect("connect to KEYMINT_TEST_POSTGRES_URL");
     if !SWEPT.swap(true, std::sync::atomic::Ordering::SeqCst) {
-        // Drop databases left by earlier test processes (ours carry our pid).
-        let mine = format!("kmtest_{}_%", std::process::id());
+        // Drop databases left by test processes that have exited (each name carries its
+        // process id); a test process still running, here or in another suite, keeps its own.
         let rows = admin
             .query_all_raw(sea_orm::Statement::from_string(
                 sea_orm::DatabaseBackend::Postgres,
-                format!("SELECT datname FROM pg_database WHERE datname LIKE 'kmtest\\_%' AND datname NOT LIKE '{mine}'"),
+                "SELECT datname FROM pg_database WHERE datname LIKE 'kmtest\\_%'".to_string(),
             ))
             .await
             .unwrap();
         for row in rows {
             let name: String = row.try_get("", "datname").unwrap();
+            let pid = name.split('_').nth(1).unwrap_or_default();
+            if pid.is_empty() || Path::new("/proc").join(pid).exists() {
+                continue;
+            }
             let _ = admin
                 .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                 .await;
@@ -350,6 +373,7 @@ impl Proc {
         tweak: impl FnOnce(&mut std::process::Command),
     ) -> Proc {
         use std::io::BufRead;
+        site.seed_keys().await;
         let mut env = site.env(extra);
         env.entry("KEYMINT_BIND".into())
             .or_insert_with(|| "127.0.0.1:0".into());

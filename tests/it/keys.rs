@@ -356,21 +356,66 @@ async fn key_changes_reach_other_instances_within_a_second(b: Backend) {
 }
 
 async fn kill_9_during_rotation_keeps_invariants(b: Backend) {
+    use std::io::BufRead;
     let site = Site::new(b).await;
     let http = reqwest::Client::new();
     let env = [
         ("KEYMINT_ROTATION_CRON", "* * * * * *"),
         ("KEYMINT_BOOTSTRAP_ADMIN", "root:root-password"),
+        ("KEYMINT_LOG_FORMAT", "json"),
     ];
     let mut tokens = Vec::new();
-    for i in 0..5u64 {
-        let p = Proc::spawn(&site, &env).await;
+    let mut interrupted = 0;
+    // Each instance is killed a set time after its scheduler claims a rotation tick: at once,
+    // during key generation, and later (generation or the key transaction), so the kills land
+    // inside rotations rather than wherever the wall clock happens to be.
+    for phase_ms in [0u64, 100, 300] {
+        let mut p = Proc::spawn_with(&site, &env, |cmd| {
+            cmd.env("RUST_LOG", "warn,keymint::jobs=info")
+                .stderr(std::process::Stdio::piped());
+        })
+        .await;
         tokens.push(login_at(&http, &p.base, "root", "root-password").await);
-        // Rotations fire every second and take a few hundred ms: land the kill at a different
-        // phase of the second each time (100, 371, 642, 913, 284 ms).
-        tokio::time::sleep(Duration::from_millis(100 + (271 * i) % 900)).await;
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let stderr = p.child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let started = tokio::task::spawn_blocking(move || {
+            let found = rx
+                .iter()
+                .find(|l| l.contains("scheduled job started") && l.contains("rotate"));
+            (found, rx)
+        });
+        let (found, rx) = tokio::time::timeout(Duration::from_secs(5), started)
+            .await
+            .expect("no rotation started within 5 s on a once-a-second schedule")
+            .unwrap();
+        assert!(found.is_some(), "the instance exited before rotating");
+        tokio::time::sleep(Duration::from_millis(phase_ms)).await;
         p.kill9();
+        // The rest of what it wrote, up to its death: did that rotation finish first?
+        let finished = tokio::task::spawn_blocking(move || {
+            rx.iter().any(|l| l.contains("scheduled rotation done"))
+        })
+        .await
+        .unwrap();
+        if !finished {
+            interrupted += 1;
+        }
     }
+    eprintln!("{interrupted} of 3 kills landed inside a rotation");
+    assert!(
+        interrupted >= 2,
+        "only {interrupted} of 3 kills landed inside a rotation"
+    );
     let p = Proc::spawn(&site, &[]).await;
     let db = site_db(&site).await;
     for purpose in ["access", "refresh"] {
@@ -384,12 +429,15 @@ async fn kill_9_during_rotation_keeps_invariants(b: Backend) {
             assert_eq!(n, 1, "exactly one {state} {purpose} key after crashes");
         }
     }
-    let rotations = job_runs::Entity::find()
+    let claimed = job_runs::Entity::find()
         .filter(job_runs::Column::Job.eq("rotate"))
         .count(&db)
         .await
         .unwrap();
-    assert!(rotations >= 1, "the crash loop exercised rotations");
+    assert!(
+        claimed >= 3,
+        "each instance claimed a rotation tick ({claimed})"
+    );
     let revoked = signing_keys::Entity::find()
         .filter(signing_keys::Column::State.eq(KeyState::Revoked.as_str()))
         .count(&db)
@@ -523,7 +571,7 @@ async fn no_failed_verification_under_traffic_across_rotations() {
         }));
     }
     for _ in 0..4 {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
         s.app
             .keys
             .rotate(Purpose::Access, keymint::clock::system_now())
@@ -535,7 +583,7 @@ async fn no_failed_verification_under_traffic_across_rotations() {
             .await
             .unwrap();
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(150)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut total = 0;
     let mut worst = Duration::ZERO;
