@@ -29,6 +29,8 @@ pub struct CleanupReport {
     pub refresh_tokens: u64,
     pub refresh_families: u64,
     pub keys: u64,
+    /// PKCS#11 token objects destroyed (two per removed or revoked `pkcs11` key).
+    pub hsm_objects: u64,
     /// Audit events older than `KEYMINT_AUDIT_RETENTION`.
     pub audit_events: u64,
     /// Expired login-throttling state.
@@ -71,6 +73,19 @@ pub async fn run(app: &App, now: i64) -> Result<CleanupReport> {
     let started = Instant::now();
     let db = &app.db;
     let leeway = app.tokens.leeway;
+    // Token objects first, rows after: a key's row is never gone while its object remains.
+    // An instance without the token leaves `pkcs11` keys to one that has it.
+    let hsm_objects = match app.keys.has_hsm() {
+        true => app.keys.destroy_removed(now).await?,
+        false => 0,
+    };
+    let mut removable_keys = Condition::all()
+        .add(signing_keys::Column::State.eq(crate::keys::KeyState::Retired.as_str()))
+        .add(signing_keys::Column::ExpiresAt.lte(now));
+    if !app.keys.has_hsm() {
+        removable_keys = removable_keys
+            .add(signing_keys::Column::Backend.eq(crate::keys::Backend::Local.as_str()));
+    }
     let mut r = CleanupReport {
         revocations: delete_batched::<revocations::Entity>(
             db,
@@ -90,14 +105,9 @@ pub async fn run(app: &App, now: i64) -> Result<CleanupReport> {
             Condition::all().add(refresh_families::Column::ExpiresAt.lte(now - leeway)),
         )
         .await?,
-        keys: delete_batched::<signing_keys::Entity>(
-            db,
-            signing_keys::Column::Kid,
-            Condition::all()
-                .add(signing_keys::Column::State.eq(crate::keys::KeyState::Retired.as_str()))
-                .add(signing_keys::Column::ExpiresAt.lte(now)),
-        )
-        .await?,
+        keys: delete_batched::<signing_keys::Entity>(db, signing_keys::Column::Kid, removable_keys)
+            .await?,
+        hsm_objects,
         audit_events: delete_batched::<audit_events::Entity>(
             db,
             audit_events::Column::Id,

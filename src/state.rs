@@ -95,10 +95,27 @@ impl App {
             refresh_ttl: secs(config.refresh_ttl),
             leeway: secs(config.leeway),
         };
-        let keys = KeyManager::start(db.clone(), kek, policy, key_source, now)
+        let hsm = match config
+            .pkcs11()
+            .map_err(|e| StartError::Config(e.to_string()))?
+        {
+            Some(p11) => Some(Arc::new(
+                tokio::task::spawn_blocking(move || crate::keys::hsm::Hsm::open(&p11))
+                    .await
+                    .map_err(|e| StartError::Other(e.to_string()))?
+                    .map_err(StartError::Config)?,
+            )),
+            None => None,
+        };
+        let signing = crate::keys::Signing {
+            backend: config.signer,
+            hsm,
+        };
+        let keys = KeyManager::start(db.clone(), kek, policy, key_source, signing, now)
             .await
             .map_err(|e| match e.detail() {
                 Some(d) if d.contains("KEK") => StartError::Config(format!("KEYMINT_KEK: {d}")),
+                Some(d) if d.contains("KEYMINT_PKCS11") => StartError::Config(d.to_string()),
                 _ => StartError::Other(format!("key manager: {e}")),
             })?;
         let tokens = Arc::new(Tokens::new(

@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m0001_initial;
 mod m0002_abuse;
+mod m0003_signer_backend;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m0001_initial::Migration),
             Box::new(m0002_abuse::Migration),
+            Box::new(m0003_signer_backend::Migration),
         ]
     }
 }

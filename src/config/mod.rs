@@ -5,11 +5,13 @@
 //! Every setting is declared once, in [`SETTINGS`] (`settings.rs`): its key, default, help
 //! line and parser. The `--help` text and `keymint.example.toml` are generated from it.
 
+mod docs;
 mod parse;
 mod settings;
 
+pub use docs::{example_toml, help};
 pub use parse::{cron_schedule, format_duration, parse_duration};
-pub use settings::{SETTINGS, Setting, example_toml, help};
+pub use settings::{SETTINGS, Setting};
 
 use std::collections::HashMap;
 use std::fmt;
@@ -80,6 +82,12 @@ pub struct Config {
     pub audit_retention: Duration,
     /// When set, `/metrics` is served only on this address.
     pub metrics_bind: Option<SocketAddr>,
+    /// Where new signing keys are made and kept.
+    pub signer: crate::keys::Backend,
+    /// The PKCS#11 module, token and PIN, when configured (required by `signer = pkcs11`).
+    pub pkcs11_module: Option<PathBuf>,
+    pub pkcs11_token: Option<String>,
+    pub pkcs11_pin: Option<zeroize::Zeroizing<String>>,
 }
 
 /// Log line format.
@@ -124,6 +132,10 @@ impl fmt::Debug for Config {
             .field("trusted_proxies", &self.trusted_proxies)
             .field("audit_retention", &self.audit_retention)
             .field("metrics_bind", &self.metrics_bind)
+            .field("signer", &self.signer)
+            .field("pkcs11_module", &self.pkcs11_module)
+            .field("pkcs11_token", &self.pkcs11_token)
+            .field("pkcs11_pin", &self.pkcs11_pin.as_ref().map(|_| "<hidden>"))
             .finish()
     }
 }
@@ -189,7 +201,41 @@ impl Config {
                 "must not be shorter than KEYMINT_ACCESS_TTL",
             ));
         }
+        if c.signer == crate::keys::Backend::Pkcs11 {
+            c.pkcs11()?;
+        }
         Ok(c)
+    }
+
+    /// The PKCS#11 token to open: `None` when no module is configured, an error naming the
+    /// missing setting when the configuration is partial.
+    pub fn pkcs11(&self) -> Result<Option<crate::keys::hsm::Pkcs11Config>, ConfigError> {
+        let Some(module) = &self.pkcs11_module else {
+            return match self.signer {
+                crate::keys::Backend::Pkcs11 => Err(ConfigError::new(
+                    "KEYMINT_PKCS11_MODULE",
+                    "required when KEYMINT_SIGNER is pkcs11",
+                )),
+                crate::keys::Backend::Local => Ok(None),
+            };
+        };
+        let token = self.pkcs11_token.clone().ok_or_else(|| {
+            ConfigError::new(
+                "KEYMINT_PKCS11_TOKEN",
+                "required with KEYMINT_PKCS11_MODULE",
+            )
+        })?;
+        let pin = self.pkcs11_pin.clone().ok_or_else(|| {
+            ConfigError::new(
+                "KEYMINT_PKCS11_PIN",
+                "KEYMINT_PKCS11_PIN or KEYMINT_PKCS11_PIN_FILE is required with KEYMINT_PKCS11_MODULE",
+            )
+        })?;
+        Ok(Some(crate::keys::hsm::Pkcs11Config {
+            module: module.clone(),
+            token,
+            pin,
+        }))
     }
 
     /// Every field before any setting is applied; settings without a default keep these.
@@ -226,6 +272,10 @@ impl Config {
             trusted_proxies: vec![],
             audit_retention: Duration::ZERO,
             metrics_bind: None,
+            signer: crate::keys::Backend::Local,
+            pkcs11_module: None,
+            pkcs11_token: None,
+            pkcs11_pin: None,
         }
     }
 
@@ -269,118 +319,4 @@ fn read_file(path: &Path) -> Result<HashMap<&'static str, (String, String)>, Con
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let env = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Config::from_sources(None, &env)
-    }
-
-    #[test]
-    fn defaults_need_no_configuration() {
-        let c = load(&[]).unwrap();
-        assert_eq!(c.bind.to_string(), "127.0.0.1:8080");
-        assert_eq!(c.issuer, "http://127.0.0.1:8080");
-        assert_eq!(c.audience, c.issuer);
-        assert_eq!(c.access_ttl, Duration::from_secs(900));
-        assert_eq!(c.refresh_ttl, Duration::from_secs(30 * 86400));
-        assert_eq!(c.leeway, Duration::from_secs(30));
-        assert_eq!(c.key_bits, 2048);
-        assert!(c.database_url.starts_with("sqlite:"));
-    }
-
-    #[test]
-    fn durations_accept_the_documented_units() {
-        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
-        assert_eq!(
-            parse_duration("30d").unwrap(),
-            Duration::from_secs(30 * 86400)
-        );
-        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert!(parse_duration("15 minutes").is_err());
-        assert!(parse_duration("-5s").is_err());
-        assert!(parse_duration("99999999999999999999d").is_err());
-    }
-
-    #[test]
-    fn bad_values_name_the_variable() {
-        let cases: &[(&str, &str)] = &[
-            ("KEYMINT_ACCESS_TTL", "soon"),
-            ("KEYMINT_KEY_BITS", "1024"),
-            ("KEYMINT_BIND", "localhost"),
-            ("KEYMINT_KEK", "c2hvcnQ="),
-            ("KEYMINT_ISSUER", "ftp://x"),
-            ("KEYMINT_ROTATION_CRON", "every tuesday"),
-            ("KEYMINT_DATABASE_URL", "mysql://x"),
-            ("KEYMINT_BOOTSTRAP_ADMIN", "nocolon"),
-            ("KEYMINT_CORS_ORIGINS", "*"),
-            ("KEYMINT_CORS_ORIGINS", "https://a.example/path"),
-            ("KEYMINT_LOGIN_IP_FAILURES", "0"),
-            ("KEYMINT_REQUEST_TIMEOUT", "0s"),
-        ];
-        for (var, value) in cases {
-            let err = load(&[(var, value)]).unwrap_err();
-            assert_eq!(err.var, *var, "{value}");
-            assert!(!err.to_string().contains('\n'));
-        }
-    }
-
-    #[test]
-    fn the_example_file_is_generated_from_the_table_and_states_the_defaults() {
-        let committed = include_str!("../../keymint.example.toml");
-        assert_eq!(
-            committed,
-            example_toml(),
-            "keymint.example.toml is stale: run `cargo run -q -- example-config > keymint.example.toml`"
-        );
-        // Uncommented, every default in it loads to exactly the built-in configuration.
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("k.toml");
-        let uncommented: String = committed
-            .lines()
-            .filter_map(|l| l.strip_prefix("# ").filter(|l| l.contains(" = \"")))
-            .map(|l| format!("{l}\n"))
-            .collect();
-        std::fs::write(&path, uncommented).unwrap();
-        let from_file = Config::from_sources(Some(&path), &HashMap::new()).unwrap();
-        assert_eq!(
-            format!("{from_file:?}"),
-            format!("{:?}", load(&[]).unwrap())
-        );
-    }
-
-    #[test]
-    fn help_names_every_variable_once() {
-        let h = help();
-        for s in SETTINGS {
-            assert_eq!(
-                h.matches(&format!("{} ", s.var())).count(),
-                1,
-                "{}",
-                s.var()
-            );
-        }
-    }
-
-    #[test]
-    fn debug_hides_secrets() {
-        let c = load(&[
-            (
-                "KEYMINT_KEK",
-                "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
-            ),
-            ("KEYMINT_BOOTSTRAP_ADMIN", "root:s3cret-pass"),
-            ("KEYMINT_DATABASE_URL", "postgres://u:pw@h/db"),
-        ])
-        .unwrap();
-        let shown = format!("{c:?}");
-        assert!(!shown.contains("s3cret-pass"));
-        assert!(!shown.contains("AAECAwQF"));
-        assert!(!shown.contains(":pw@"));
-    }
-}
+mod tests;

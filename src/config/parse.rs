@@ -1,5 +1,6 @@
 //! Parsers for setting values: each returns the typed value or one line saying what is wrong.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use base64::Engine;
@@ -119,3 +120,37 @@ pub fn format_duration(d: Duration) -> String {
         format!("{s}s")
     }
 }
+
+pub(super) type Applied = Result<(), ConfigError>;
+
+pub(super) fn dur(name: &str, v: &str, min: Duration) -> Result<Duration, ConfigError> {
+    let d = parse_duration(v).map_err(|p| ConfigError::new(name, p))?;
+    if d < min {
+        return Err(ConfigError::new(
+            name,
+            format!("must be at least {}", format_duration(min)),
+        ));
+    }
+    Ok(d)
+}
+
+pub(super) fn count(name: &str, v: &str) -> Result<u32, ConfigError> {
+    v.trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|c| *c >= 1)
+        .ok_or_else(|| {
+            ConfigError::new(name, format!("expected a positive whole number, got {v:?}"))
+        })
+}
+
+pub(super) fn addr(name: &str, v: &str, example: &str) -> Result<SocketAddr, ConfigError> {
+    v.trim().parse().map_err(|_| {
+        ConfigError::new(
+            name,
+            format!("expected host:port like {example}, got {v:?}"),
+        )
+    })
+}
+
+pub(super) const SEC: Duration = Duration::from_secs(1);

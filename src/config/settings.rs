@@ -1,12 +1,11 @@
 //! Every setting keymint reads, declared once: key, default, help line and parser. `--help`
 //! and `keymint.example.toml` are generated from this table.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use super::parse::{
-    format_duration, parse_cron, parse_duration, parse_issuer, parse_kek, parse_origins,
+    Applied, SEC, addr, count, dur, parse_cron, parse_issuer, parse_kek, parse_origins,
 };
 use super::{Config, ConfigError, LogFormat};
 
@@ -28,40 +27,6 @@ impl Setting {
         format!("KEYMINT_{}", self.key.to_uppercase())
     }
 }
-
-type Applied = Result<(), ConfigError>;
-
-fn dur(name: &str, v: &str, min: Duration) -> Result<Duration, ConfigError> {
-    let d = parse_duration(v).map_err(|p| ConfigError::new(name, p))?;
-    if d < min {
-        return Err(ConfigError::new(
-            name,
-            format!("must be at least {}", format_duration(min)),
-        ));
-    }
-    Ok(d)
-}
-
-fn count(name: &str, v: &str) -> Result<u32, ConfigError> {
-    v.trim()
-        .parse::<u32>()
-        .ok()
-        .filter(|c| *c >= 1)
-        .ok_or_else(|| {
-            ConfigError::new(name, format!("expected a positive whole number, got {v:?}"))
-        })
-}
-
-fn addr(name: &str, v: &str, example: &str) -> Result<SocketAddr, ConfigError> {
-    v.trim().parse().map_err(|_| {
-        ConfigError::new(
-            name,
-            format!("expected host:port like {example}, got {v:?}"),
-        )
-    })
-}
-
-const SEC: Duration = Duration::from_secs(1);
 
 /// Every setting, in `--help` order.
 pub const SETTINGS: &[Setting] = &[
@@ -363,38 +328,56 @@ pub const SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
+    Setting {
+        key: "signer",
+        default: Some("local"),
+        help: "where new signing keys are made and kept: local (sealed with the KEK) or pkcs11",
+        apply: |c, n, v| -> Applied {
+            c.signer = crate::keys::Backend::parse(v.trim()).ok_or_else(|| {
+                ConfigError::new(n, format!("expected local or pkcs11, got {v:?}"))
+            })?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "pkcs11_module",
+        default: None,
+        help: "path of the PKCS#11 module (.so) [default: none]",
+        apply: |c, _, v| -> Applied {
+            c.pkcs11_module = Some(PathBuf::from(v));
+            Ok(())
+        },
+    },
+    Setting {
+        key: "pkcs11_token",
+        default: None,
+        help: "label of the PKCS#11 token that holds the keys [default: none]",
+        apply: |c, _, v| -> Applied {
+            c.pkcs11_token = Some(v.to_string());
+            Ok(())
+        },
+    },
+    Setting {
+        key: "pkcs11_pin",
+        default: None,
+        help: "user PIN of the token; prefer pkcs11_pin_file [default: none]",
+        apply: |c, _, v| -> Applied {
+            c.pkcs11_pin = Some(zeroize::Zeroizing::new(v.to_string()));
+            Ok(())
+        },
+    },
+    Setting {
+        key: "pkcs11_pin_file",
+        default: None,
+        help: "file holding the token's user PIN (one line) [default: none]",
+        apply: |c, n, v| -> Applied {
+            if c.pkcs11_pin.is_some() {
+                return Err(ConfigError::new(n, "set the PIN or the PIN file, not both"));
+            }
+            let pin = std::fs::read_to_string(v)
+                .map_err(|e| ConfigError::new(n, format!("cannot read {v}: {e}")))?;
+            c.pkcs11_pin = Some(zeroize::Zeroizing::new(pin.trim_end().to_string()));
+            Ok(())
+        },
+    },
 ];
-
-/// The configuration part of `keymint --help`.
-pub fn help() -> String {
-    let mut out = String::from(
-        "Configuration (environment, or the same keys in lower case without KEYMINT_ in a \
-         --config TOML file; keymint.example.toml lists them all):\n",
-    );
-    for s in SETTINGS {
-        let default = s
-            .default
-            .map(|d| format!(" [default: {d}]"))
-            .unwrap_or_default();
-        out.push_str(&format!("  {:<36} {}{default}\n", s.var(), s.help));
-    }
-    out.push_str(&format!("  {:<36} log filter [default: info]", "RUST_LOG"));
-    out
-}
-
-/// A documented TOML file with every setting at its default (commented out).
-pub fn example_toml() -> String {
-    let mut out = String::from(
-        "# keymint configuration: pass with `keymint --config keymint.toml serve`.\n\
-         # Every key may also be set as an environment variable, KEYMINT_<KEY in upper case>,\n\
-         # which wins over this file. Generated from src/config/settings.rs.\n",
-    );
-    for s in SETTINGS {
-        out.push_str(&format!("\n# {}\n", s.help));
-        match s.default {
-            Some(d) => out.push_str(&format!("# {} = \"{d}\"\n", s.key)),
-            None => out.push_str(&format!("# {} =\n", s.key)),
-        }
-    }
-    out
-}

@@ -40,9 +40,12 @@ pub mod signing_keys {
         pub bits: i32,
         pub n: String,
         pub e: String,
-        /// AES-256-GCM(nonce || ciphertext) of the PKCS#8 DER private key.
+        /// AES-256-GCM(nonce || ciphertext) of the PKCS#8 DER private key; empty when the
+        /// key is held in a PKCS#11 token.
         pub private_key: Vec<u8>,
         pub kek_id: String,
+        /// `local` or `pkcs11`: where the private key is held.
+        pub backend: String,
         pub created_at: i64,
         pub activated_at: Option<i64>,
         pub retired_at: Option<i64>,

@@ -29,13 +29,25 @@ pub enum KeyStateDoc {
     Revoked,
 }
 
+/// Where a key's private half is held.
+#[derive(ToSchema)]
+#[schema(as = KeyBackend, rename_all = "lowercase")]
+pub enum KeyBackendDoc {
+    /// Sealed with the KEK in the database, opened into memory to sign.
+    Local,
+    /// Generated and kept in a PKCS#11 token; it never leaves it.
+    Pkcs11,
+}
+
 /// Public description of a key for `GET /admin/keys` and `keymint keys list`.
 #[derive(ToSchema)]
-#[schema(as = KeyInfo, example = json!({"kid": "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs", "purpose": "access", "state": "retired", "bits": 2048, "created_at": 1794829678, "activated_at": 1795434478, "retired_at": 1796039278, "revoked_at": null, "expires_at": 1796040208}))]
+#[schema(as = KeyInfo, example = json!({"kid": "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs", "purpose": "access", "state": "retired", "backend": "local", "bits": 2048, "created_at": 1794829678, "activated_at": 1795434478, "retired_at": 1796039278, "revoked_at": null, "expires_at": 1796040208}))]
 pub struct KeyInfoDoc {
     pub kid: String,
     pub purpose: PurposeDoc,
     pub state: KeyStateDoc,
+    /// Where the private key is held.
+    pub backend: KeyBackendDoc,
     pub bits: i32,
     /// Unix seconds.
     pub created_at: i64,
@@ -222,6 +234,7 @@ mod tests {
             kid: "k".into(),
             purpose: Purpose::Access,
             state: KeyState::Next,
+            backend: crate::keys::Backend::Pkcs11,
             bits: 2048,
             created_at: 0,
             activated_at: None,
@@ -303,6 +316,11 @@ mod tests {
         .map(|s| s.as_str().into())
         .collect();
         assert_eq!(states, enum_values::<KeyStateDoc>());
+        let backends: Vec<String> = [crate::keys::Backend::Local, crate::keys::Backend::Pkcs11]
+            .iter()
+            .map(|b| b.as_str().into())
+            .collect();
+        assert_eq!(backends, enum_values::<KeyBackendDoc>());
         let grants: Vec<String> = crate::clients::GRANT_TYPES
             .iter()
             .map(|g| g.to_string())

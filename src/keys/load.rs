@@ -108,6 +108,13 @@ impl KeyManager {
         if let Some(s) = cache.get(&row.kid) {
             return Ok(s.clone());
         }
+        if row.backend == Backend::Pkcs11.as_str() {
+            let hsm = self.hsm()?;
+            let key = hsm.signer(&row.kid).map_err(Error::internal)?;
+            let signer = Arc::new(Signer::pkcs11(row.kid.clone(), key));
+            cache.insert(row.kid.clone(), signer.clone());
+            return Ok(signer);
+        }
         if row.kek_id != self.kek.id {
             return Err(Error::internal(format!(
                 "signing key {} is sealed under KEK {}, but the configured KEK is {}",

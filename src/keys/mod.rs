@@ -8,6 +8,8 @@
 //! `active` and one `next` key per purpose.
 
 pub mod admin;
+mod fresh;
+pub mod hsm;
 pub mod kek;
 mod load;
 pub mod material;
@@ -16,21 +18,27 @@ mod types;
 
 use ring::empty_ring;
 pub use ring::{KeyRing, Signer, Verifier};
-pub use types::{ActiveAndNext, Jwk, Jwks, KeyInfo, KeyPolicy, KeyState, Purpose};
+pub use types::{ActiveAndNext, Backend, Jwk, Jwks, KeyInfo, KeyPolicy, KeyState, Purpose};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    TransactionTrait,
+    ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
 };
 
 use crate::db::entities::signing_keys::{self, Column as K, Entity as Keys};
 use crate::error::{Error, ErrorCode, Result};
+use hsm::Hsm;
 use kek::Kek;
-use material::KeyMaterial;
+
+/// Where new keys are made, and the token (when configured) holding `pkcs11` keys.
+#[derive(Clone, Debug, Default)]
+pub struct Signing {
+    pub backend: Backend,
+    pub hsm: Option<Arc<Hsm>>,
+}
 
 /// The key manager. Cheap to share behind an `Arc`.
 pub struct KeyManager {
@@ -38,6 +46,7 @@ pub struct KeyManager {
     kek: Kek,
     policy: KeyPolicy,
     source: material::KeySource,
+    signing: Signing,
     ring: RwLock<Arc<KeyRing>>,
     /// Parsed signers by kid, so a reload does not decrypt and parse keys again.
     signers: Mutex<HashMap<String, Arc<Signer>>>,
@@ -57,6 +66,7 @@ impl KeyManager {
         kek: Kek,
         policy: KeyPolicy,
         source: material::KeySource,
+        signing: Signing,
         now: i64,
     ) -> Result<Self> {
         let km = Self {
@@ -64,21 +74,13 @@ impl KeyManager {
             kek,
             policy,
             source,
+            signing,
             ring: RwLock::new(Arc::new(empty_ring())),
             signers: Mutex::new(HashMap::new()),
         };
         km.ensure(now).await?;
         km.reload(now).await?;
         Ok(km)
-    }
-
-    /// A new key pair from this manager's source, off the async runtime.
-    async fn new_key(&self) -> Result<KeyMaterial> {
-        let (source, bits) = (self.source.clone(), self.policy.bits);
-        tokio::task::spawn_blocking(move || source.next_blocking(bits))
-            .await
-            .map_err(Error::internal)?
-            .map_err(Error::internal)
     }
 
     pub fn policy(&self) -> KeyPolicy {
@@ -108,12 +110,12 @@ impl KeyManager {
                 if has_next {
                     self.promote_next(purpose, now).await?;
                 } else {
-                    let m = self.new_key().await?;
+                    let m = self.new_key(purpose).await?;
                     self.insert(&m, purpose, KeyState::Active, now).await?;
                 }
             }
             if !(has_next && has_active) {
-                let m = self.new_key().await?;
+                let m = self.new_key(purpose).await?;
                 self.insert(&m, purpose, KeyState::Next, now).await?;
             }
         }
@@ -134,58 +136,10 @@ impl KeyManager {
         }
     }
 
-    async fn insert(
-        &self,
-        m: &KeyMaterial,
-        purpose: Purpose,
-        state: KeyState,
-        now: i64,
-    ) -> Result<bool> {
-        let res = Keys::insert(self.row(m, purpose, state, now)?)
-            .exec_without_returning(&self.db)
-            .await;
-        match res {
-            Ok(_) => {
-                tracing::info!(kid = %m.kid, purpose = purpose.as_str(), state = state.as_str(), "signing key created");
-                Ok(true)
-            }
-            Err(e) if crate::db::is_unique_violation(&e) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    fn row(
-        &self,
-        m: &KeyMaterial,
-        purpose: Purpose,
-        state: KeyState,
-        now: i64,
-    ) -> Result<signing_keys::ActiveModel> {
-        let sealed = self
-            .kek
-            .seal(&m.kid, &m.pkcs8_der)
-            .map_err(Error::internal)?;
-        Ok(signing_keys::ActiveModel {
-            kid: Set(m.kid.clone()),
-            purpose: Set(purpose.as_str().into()),
-            state: Set(state.as_str().into()),
-            bits: Set(m.bits as i32),
-            n: Set(m.n.clone()),
-            e: Set(m.e.clone()),
-            private_key: Set(sealed),
-            kek_id: Set(self.kek.id.clone()),
-            created_at: Set(now),
-            activated_at: Set((state == KeyState::Active).then_some(now)),
-            retired_at: Set(None),
-            revoked_at: Set(None),
-            expires_at: Set(None),
-        })
-    }
-
     /// Rotate one purpose: next → active, active → retired, and a fresh next. The new key is
     /// generated before the transaction opens, so the database is never held during RSA work.
     pub async fn rotate(&self, purpose: Purpose, now: i64) -> Result<ActiveAndNext> {
-        let fresh = self.new_key().await?;
+        let fresh = self.new_key(purpose).await?;
         let fresh_row = self.row(&fresh, purpose, KeyState::Next, now)?;
         let p = purpose.as_str();
         let retired_until = self.policy.retired_until(purpose, now);
@@ -220,12 +174,20 @@ impl KeyManager {
                     Ok(next.kid)
                 })
             })
-            .await?;
-        tracing::info!(purpose = p, active = %promoted, next = %fresh.kid, "rotated signing keys");
+            .await;
+        let promoted = match promoted {
+            Ok(kid) => kid,
+            Err(e) => {
+                self.discard(&fresh).await;
+                return Err(e.into());
+            }
+        };
+        let next = fresh.kid().to_string();
+        tracing::info!(purpose = p, active = %promoted, next = %next, "rotated signing keys");
         self.reload(now).await?;
         Ok(ActiveAndNext {
             active: promoted,
-            next: fresh.kid,
+            next,
         })
     }
 
@@ -243,16 +205,18 @@ impl KeyManager {
         if state == KeyState::Revoked {
             return Ok(info(row));
         }
-        let fresh_row = match state {
-            KeyState::Active | KeyState::Next => {
-                let fresh = self.new_key().await?;
-                Some(self.row(&fresh, purpose, KeyState::Next, now)?)
-            }
+        let fresh = match state {
+            KeyState::Active | KeyState::Next => Some(self.new_key(purpose).await?),
             _ => None,
+        };
+        let fresh_row = match &fresh {
+            Some(f) => Some(self.row(f, purpose, KeyState::Next, now)?),
+            None => None,
         };
         let kid_owned = kid.to_string();
         let prev = row.state.clone();
-        self.db
+        let res = self
+            .db
             .transaction::<_, (), Error>(|txn| {
                 Box::pin(async move {
                     let res = Keys::update_many()
@@ -283,7 +247,13 @@ impl KeyManager {
                     Ok(())
                 })
             })
-            .await?;
+            .await;
+        if let Err(e) = res {
+            if let Some(f) = &fresh {
+                self.discard(f).await;
+            }
+            return Err(e.into());
+        }
         tracing::warn!(
             kid,
             purpose = purpose.as_str(),
@@ -344,6 +314,7 @@ fn info(r: signing_keys::Model) -> KeyInfo {
     KeyInfo {
         purpose: Purpose::parse(&r.purpose).unwrap_or(Purpose::Access),
         state: KeyState::parse(&r.state).unwrap_or(KeyState::Revoked),
+        backend: Backend::parse(&r.backend).unwrap_or_default(),
         kid: r.kid,
         bits: r.bits,
         created_at: r.created_at,

@@ -11,17 +11,25 @@ use jsonwebtoken::DecodingKey;
 use super::material::KeyMaterial;
 use super::types::{KeyState, Purpose};
 
-/// A key that signs: its kid and the parsed key pair (parsed once, not per signature).
+/// A key that signs: its kid and where the private half is, parsed or found once, not per
+/// signature.
 pub struct Signer {
     pub kid: String,
-    pair: RsaKeyPair,
+    key: SignKey,
+}
+
+enum SignKey {
+    /// Held in memory (`local` backend), opened from its sealed form.
+    Local(RsaKeyPair),
+    /// Held in a PKCS#11 token; signing happens there.
+    Pkcs11(super::hsm::HsmSigner),
 }
 
 impl std::fmt::Debug for Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Signer")
             .field("kid", &self.kid)
-            .field("pair", &"<hidden>")
+            .field("backend", &self.backend())
             .finish()
     }
 }
@@ -30,17 +38,40 @@ impl Signer {
     /// Parse a PKCS#8 DER private key once; signing then reuses the parsed key.
     pub fn from_pkcs8(kid: String, der: &[u8]) -> Result<Self, String> {
         let pair = RsaKeyPair::from_pkcs8(der).map_err(|e| format!("key {kid} rejected: {e}"))?;
-        Ok(Self { kid, pair })
+        Ok(Self {
+            kid,
+            key: SignKey::Local(pair),
+        })
     }
 
-    /// RS256 (RSASSA-PKCS1-v1_5 with SHA-256) through aws-lc, which is constant-time and
-    /// blinded, unlike the `rsa` crate's own private-key operations.
+    /// A key that signs inside a PKCS#11 token.
+    pub fn pkcs11(kid: String, key: super::hsm::HsmSigner) -> Self {
+        Self {
+            kid,
+            key: SignKey::Pkcs11(key),
+        }
+    }
+
+    /// Where the private key is held.
+    pub fn backend(&self) -> super::Backend {
+        match self.key {
+            SignKey::Local(_) => super::Backend::Local,
+            SignKey::Pkcs11(_) => super::Backend::Pkcs11,
+        }
+    }
+
+    /// RS256 (RSASSA-PKCS1-v1_5 with SHA-256): through aws-lc for local keys (constant-time and
+    /// blinded, unlike the `rsa` crate's own private-key operations), or in the token.
     pub fn sign(&self, rng: &SystemRandom, msg: &[u8]) -> Result<Vec<u8>, String> {
-        let mut sig = vec![0; self.pair.public_modulus_len()];
-        self.pair
-            .sign(&RSA_PKCS1_SHA256, rng, msg, &mut sig)
-            .map_err(|_| "rsa sign failed".to_string())?;
-        Ok(sig)
+        match &self.key {
+            SignKey::Local(pair) => {
+                let mut sig = vec![0; pair.public_modulus_len()];
+                pair.sign(&RSA_PKCS1_SHA256, rng, msg, &mut sig)
+                    .map_err(|_| "rsa sign failed".to_string())?;
+                Ok(sig)
+            }
+            SignKey::Pkcs11(key) => key.sign(msg),
+        }
     }
 }
 

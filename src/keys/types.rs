@@ -66,6 +66,35 @@ impl KeyState {
     }
 }
 
+/// Where a key's private half is held (`KEYMINT_SIGNER` picks it for new keys).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// Sealed with the KEK in the database, opened into memory to sign.
+    #[default]
+    Local,
+    /// Generated and kept in a PKCS#11 token; it never leaves it.
+    Pkcs11,
+}
+
+impl Backend {
+    /// The name stored in `signing_keys.backend` and used by `KEYMINT_SIGNER`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Backend::Local => "local",
+            Backend::Pkcs11 => "pkcs11",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "local" => Some(Backend::Local),
+            "pkcs11" => Some(Backend::Pkcs11),
+            _ => None,
+        }
+    }
+}
+
 /// Lifetimes the key manager needs to know when a retired key may go.
 #[derive(Clone, Copy, Debug)]
 pub struct KeyPolicy {
@@ -92,6 +121,8 @@ pub struct KeyInfo {
     pub kid: String,
     pub purpose: Purpose,
     pub state: KeyState,
+    /// Where the private key is held.
+    pub backend: Backend,
     pub bits: i32,
     /// Unix seconds.
     pub created_at: i64,

@@ -58,6 +58,81 @@ pub struct Site {
     /// at start-up), shared by all of them so no kid repeats in the site's database.
     pub key_source: keymint::keys::material::KeySource,
     seeded: std::sync::atomic::AtomicBool,
+    /// With `Site::pkcs11`: this site's own SoftHSM2 token (label, user PIN).
+    pub pkcs11: Option<(String, String)>,
+}
+
+/// The PKCS#11 module the HSM tests use: `KEYMINT_TEST_PKCS11_MODULE`, or Debian's SoftHSM2.
+pub fn pkcs11_module() -> Option<PathBuf> {
+    let path = std::env::var_os("KEYMINT_TEST_PKCS11_MODULE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/lib/softhsm/libsofthsm2.so"));
+    path.exists().then_some(path)
+}
+
+/// Point SoftHSM2 at this test process's own token directory. SoftHSM reads `SOFTHSM2_CONF`
+/// when the module initialises, once per process, so the variable must be set before any
+/// thread can read the environment: this runs before `main`, while there is one thread.
+#[used]
+#[unsafe(link_section = ".init_array")]
+static SOFTHSM_CONF: extern "C" fn() = set_softhsm_conf;
+
+extern "C" fn set_softhsm_conf() {
+    let dir = softhsm_dir(std::process::id());
+    let tokens = dir.join("tokens");
+    let conf = dir.join("softhsm2.conf");
+    let text = format!(
+        "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n",
+        tokens.display()
+    );
+    if std::fs::create_dir_all(&tokens).is_ok() && std::fs::write(&conf, text).is_ok() {
+        // SAFETY: before main, no other thread exists to read the environment meanwhile.
+        unsafe { std::env::set_var("SOFTHSM2_CONF", &conf) };
+    }
+}
+
+fn softhsm_dir(pid: u32) -> PathBuf {
+    std::env::temp_dir().join(format!("keymint-softhsm-{pid}"))
+}
+
+/// A fresh token in this process's SoftHSM2 directory: (label, user PIN). Tokens are made
+/// in-process on the module's free slot (a module initialised earlier sees no token that
+/// another process creates later); one at a time, since they share that slot.
+fn softhsm_token(module: &Path) -> (String, String) {
+    use cryptoki::session::UserType;
+    use cryptoki::types::AuthPin;
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    // Directories of test processes that have exited.
+    if let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if let Some(pid) = name.strip_prefix("keymint-softhsm-")
+                && !Path::new("/proc").join(pid).exists()
+            {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    let ctx = keymint::keys::hsm::module(module).unwrap();
+    let free = ctx
+        .get_all_slots()
+        .unwrap()
+        .into_iter()
+        .find(|s| ctx.get_token_info(*s).is_ok_and(|t| !t.token_initialized()))
+        .expect("SoftHSM2 offers a free slot");
+    let label = format!(
+        "kmtest-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    let pin = format!("pin-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let so = AuthPin::new("so-pin-for-tests".into());
+    ctx.init_token(free, &so, &label).unwrap();
+    let session = ctx.open_rw_session(free).unwrap();
+    session.login(UserType::So, Some(&so)).unwrap();
+    session.init_pin(&AuthPin::new(pin.clone().into())).unwrap();
+    session.logout().unwrap();
+    (label, pin)
 }
 
 /// The committed test keys (`tests/fixtures/rsa2048-test-keys.pem`), as PKCS#8 DER.
@@ -88,7 +163,29 @@ impl Site {
             database_url,
             key_source: keymint::keys::material::KeySource::fixtures_first(fixture_keys()),
             seeded: Default::default(),
+            pkcs11: None,
         }
+    }
+
+    /// A site whose signing keys are made and kept in its own SoftHSM2 token
+    /// (`KEYMINT_SIGNER=pkcs11`). `None`, with a clear message, when SoftHSM2 is not installed.
+    pub async fn pkcs11(backend: Backend, test: &str) -> Option<Site> {
+        let Some(module) = pkcs11_module() else {
+            assert!(
+                std::env::var_os("KEYMINT_TEST_REQUIRE_PKCS11").is_none(),
+                "{test}: KEYMINT_TEST_REQUIRE_PKCS11 is set but SoftHSM2 is not installed"
+            );
+            eprintln!(
+                "SKIPPED {test} on PKCS#11: SoftHSM2 is not installed (apt install softhsm2)"
+            );
+            return None;
+        };
+        let mut site = Site::new(backend).await;
+        let token = tokio::task::spawn_blocking(move || softhsm_token(&module))
+            .await
+            .unwrap();
+        site.pkcs11 = Some(token);
+        Some(site)
     }
 
     /// Give the site its first signing keys from the fixtures, through the same start-up as
@@ -123,6 +220,12 @@ impl Site {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
+        if let (Some((token, pin)), Some(module)) = (&self.pkcs11, pkcs11_module()) {
+            env.insert("KEYMINT_SIGNER".into(), "pkcs11".into());
+            env.insert("KEYMINT_PKCS11_MODULE".into(), module.display().to_string());
+            env.insert("KEYMINT_PKCS11_TOKEN".into(), token.clone());
+            env.insert("KEYMINT_PKCS11_PIN".into(), pin.clone());
+        }
         for (k, v) in extra {
             env.insert(k.to_string(), v.to_string());
         }
