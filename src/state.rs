@@ -75,6 +75,19 @@ impl App {
     pub async fn open_with(config: Config, deps: Deps) -> Result<App, StartError> {
         let Deps { clock, key_source } = deps;
         let now = clock.now();
+        // The token first: a wrong module, token or PIN stops start-up before anything else.
+        let hsm = match config
+            .pkcs11()
+            .map_err(|e| StartError::Config(e.to_string()))?
+        {
+            Some(p11) => Some(Arc::new(
+                tokio::task::spawn_blocking(move || crate::keys::hsm::Hsm::open(&p11))
+                    .await
+                    .map_err(|e| StartError::Other(e.to_string()))?
+                    .map_err(StartError::Config)?,
+            )),
+            None => None,
+        };
         let db = crate::db::connect(&config.database_url)
             .await
             .map_err(|e| StartError::Other(format!("cannot open database: {e}")))?;
@@ -94,18 +107,6 @@ impl App {
             access_ttl: secs(config.access_ttl),
             refresh_ttl: secs(config.refresh_ttl),
             leeway: secs(config.leeway),
-        };
-        let hsm = match config
-            .pkcs11()
-            .map_err(|e| StartError::Config(e.to_string()))?
-        {
-            Some(p11) => Some(Arc::new(
-                tokio::task::spawn_blocking(move || crate::keys::hsm::Hsm::open(&p11))
-                    .await
-                    .map_err(|e| StartError::Other(e.to_string()))?
-                    .map_err(StartError::Config)?,
-            )),
-            None => None,
         };
         let signing = crate::keys::Signing {
             backend: config.signer,

@@ -12,6 +12,7 @@ mod attacks;
 mod cli;
 mod doors;
 mod flows;
+mod hsm;
 mod keys;
 mod oauth;
 mod openapi;
