@@ -117,31 +117,6 @@ async fn private_keys_stay_in_the_token_and_nothing_private_is_stored() {
         );
     }
 
-    // No private key material on disk: the keys directory holds only the KEK, and neither the
-    // database nor its WAL holds a PKCS#8 RSA private key (the DER header of one).
-    let names: Vec<String> = std::fs::read_dir(site.keys_dir())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    assert_eq!(names, ["kek"]);
-    let pkcs8_rsa_header = [
-        0x02, 0x01, 0x00, 0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01,
-        0x01, 0x05, 0x00, 0x04,
-    ];
-    for file in std::fs::read_dir(site.dir.path()).unwrap() {
-        let path = file.unwrap().path();
-        if path.is_file() {
-            let bytes = std::fs::read(&path).unwrap();
-            assert!(
-                !bytes
-                    .windows(pkcs8_rsa_header.len())
-                    .any(|w| w == pkcs8_rsa_header),
-                "{} holds a PKCS#8 RSA private key",
-                path.display()
-            );
-        }
-    }
-
     // A third party verifies the token through the JWKS (PyJWT).
     let (code, out) = pyjwt_verify(&s.url("/.well-known/jwks.json"), &t.access_token);
     assert_eq!(code, 0, "PyJWT refused a token signed in the token: {out}");
@@ -175,7 +150,38 @@ async fn private_keys_stay_in_the_token_and_nothing_private_is_stored() {
         4,
         "the revocation made a fresh next key in the token"
     );
+
+    // Every SQLite connection of this process closes before the files are read: closing any
+    // descriptor of a database file drops this process's POSIX locks on it.
+    let app = s.app.clone();
     s.stop().await;
+    let _ = app.db.clone().close().await;
+    let _ = db.close().await;
+    drop(app);
+    // No private key material on disk: the keys directory holds only the KEK, and neither the
+    // database nor its WAL holds a PKCS#8 RSA private key (the DER header of one).
+    let names: Vec<String> = std::fs::read_dir(site.keys_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["kek"]);
+    let pkcs8_rsa_header = [
+        0x02, 0x01, 0x00, 0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01,
+        0x01, 0x05, 0x00, 0x04,
+    ];
+    for file in std::fs::read_dir(site.dir.path()).unwrap() {
+        let path = file.unwrap().path();
+        if path.is_file() {
+            let bytes = std::fs::read(&path).unwrap();
+            assert!(
+                !bytes
+                    .windows(pkcs8_rsa_header.len())
+                    .any(|w| w == pkcs8_rsa_header),
+                "{} holds a PKCS#8 RSA private key",
+                path.display()
+            );
+        }
+    }
 }
 
 /// A change to a site's environment.
