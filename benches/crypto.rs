@@ -48,6 +48,45 @@ fn openssl_speed() {
     }
 }
 
+/// A signer whose key was generated in a fresh SoftHSM2 token (a temporary token directory),
+/// through keymint's own pkcs11 backend; `None` when SoftHSM2 is not installed.
+fn softhsm_signer() -> Option<Signer> {
+    let module = std::path::PathBuf::from("/usr/lib/softhsm/libsofthsm2.so");
+    if !module.exists() {
+        println!("SoftHSM2 not installed: no pkcs11 figures (apt install softhsm2)");
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap().keep();
+    std::fs::create_dir_all(dir.join("tokens")).unwrap();
+    let conf = dir.join("softhsm2.conf");
+    let text = format!(
+        "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+        dir.join("tokens").display()
+    );
+    std::fs::write(&conf, text).unwrap();
+    // SAFETY: set once, before the module is loaded; criterion runs benchmarks on this thread.
+    unsafe { std::env::set_var("SOFTHSM2_CONF", &conf) };
+    let made = std::process::Command::new("softhsm2-util")
+        .args(["--init-token", "--free", "--label", "bench"])
+        .args(["--so-pin", "so-bench", "--pin", "pin-bench"])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "softhsm2-util: {made:?}");
+    let hsm = std::sync::Arc::new(
+        keymint::keys::hsm::Hsm::open(&keymint::keys::hsm::Pkcs11Config {
+            module,
+            token: "bench".into(),
+            pin: zeroize::Zeroizing::new("pin-bench".into()),
+        })
+        .unwrap(),
+    );
+    let key = hsm.generate(keymint::keys::Purpose::Access, 2048).unwrap();
+    Some(Signer::pkcs11(
+        key.kid.clone(),
+        hsm.signer(&key.kid).unwrap(),
+    ))
+}
+
 fn bench(c: &mut Criterion) {
     openssl_speed();
     let m = keymint::keys::material::generate(2048).unwrap();
@@ -59,6 +98,12 @@ fn bench(c: &mut Criterion) {
     c.bench_function("rs256_sign/keymint_parsed_once", |b| {
         b.iter(|| signer.sign(&rng, black_box(msg)).unwrap())
     });
+    // The same signature through the pkcs11 backend, in the same run (SoftHSM2 when present).
+    if let Some(hsm_signer) = softhsm_signer() {
+        c.bench_function("rs256_sign/pkcs11_softhsm2", |b| {
+            b.iter(|| hsm_signer.sign(&rng, black_box(msg)).unwrap())
+        });
+    }
 
     let pkcs1 = rsa::RsaPrivateKey::from_pkcs8_der(&m.pkcs8_der)
         .unwrap()

@@ -84,21 +84,82 @@ impl Job {
 /// Run `job` for the cron tick that `app.now()` falls in, unless some instance already ran
 /// that tick. Returns whether this call ran it. The scheduler calls this when the cron fires;
 /// tests call it after advancing the clock, instead of waiting for a tick.
+///
+/// A failure (the database away, a lost lock) is retried with backoff until it succeeds or the
+/// next tick is due: one transient error never costs a rotation period. A rotation that
+/// succeeded for one purpose is not repeated for it.
 pub async fn run_due(app: &App, job: Job, instance: &str) -> Result<bool> {
     let schedule = crate::config::cron_schedule(job.cron(app)).map_err(Error::internal)?;
     let now = app.now();
-    let Some(tick) = DateTime::from_timestamp(now, 0).and_then(|at| tick_of(&schedule, at)) else {
+    let Some(at) = DateTime::from_timestamp(now, 0) else {
         return Ok(false);
     };
-    if !claim(&app.db, job.as_str(), tick, instance, now).await? {
-        tracing::debug!(job = job.as_str(), tick, "another instance runs this tick");
+    let Some(tick) = tick_of(&schedule, at) else {
         return Ok(false);
+    };
+    let next_tick = schedule
+        .find_next_occurrence(&at, false)
+        .map(|t| t.timestamp())
+        .unwrap_or(i64::MAX);
+    let mut claimed = false;
+    let mut rotated: Vec<Purpose> = Vec::new();
+    let mut wait = RETRY_FIRST;
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        let result = async {
+            if !claimed {
+                if !claim(&app.db, job.as_str(), tick, instance, now).await? {
+                    tracing::debug!(job = job.as_str(), tick, "another instance runs this tick");
+                    return Ok(false);
+                }
+                claimed = true;
+                tracing::info!(job = job.as_str(), tick, "scheduled job started");
+            }
+            run_claimed(app, job, now, tick, &mut rotated).await?;
+            Ok(true)
+        }
+        .await;
+        match result {
+            Ok(ran) => return Ok(ran),
+            Err(e) if app.now() + (wait.as_secs() as i64) < next_tick => {
+                tracing::warn!(
+                    job = job.as_str(),
+                    tick,
+                    attempt,
+                    retry_in_ms = wait.as_millis() as u64,
+                    "scheduled job failed, retrying: {e}"
+                );
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(RETRY_MAX);
+            }
+            Err(e) => return Err(e),
+        }
     }
-    tracing::info!(job = job.as_str(), tick, "scheduled job started");
+}
+
+/// First and longest pause between attempts of a failed scheduled job.
+const RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(250);
+const RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(30);
+
+async fn run_claimed(
+    app: &App,
+    job: Job,
+    now: i64,
+    tick: i64,
+    rotated: &mut Vec<Purpose>,
+) -> Result<()> {
     match job {
         Job::Rotate => {
-            let r = crate::keys::admin::rotate(app, Actor::Scheduler, &Purpose::ALL).await?;
-            tracing::info!(tick, access = %r.access.active, refresh = %r.refresh.active, "scheduled rotation done");
+            for p in Purpose::ALL {
+                if !rotated.contains(&p) {
+                    crate::keys::admin::rotate(app, Actor::Scheduler, &[p]).await?;
+                    rotated.push(p);
+                }
+            }
+            let access = app.keys.active_and_next(Purpose::Access).await?;
+            let refresh = app.keys.active_and_next(Purpose::Refresh).await?;
+            tracing::info!(tick, access = %access.active, refresh = %refresh.active, "scheduled rotation done");
         }
         Job::Cleanup => {
             crate::cleanup::run(app, now).await?;
@@ -108,7 +169,7 @@ pub async fn run_due(app: &App, job: Job, instance: &str) -> Result<bool> {
                 .await?;
         }
     }
-    Ok(true)
+    Ok(())
 }
 
 /// Start the scheduler with the rotation and cleanup jobs.

@@ -1,16 +1,22 @@
 //! The access-token denylist: revoked jtis and revoked refresh families (`sid`), each held
 //! until the last access token it covers has expired. Rows live in the database; a moka cache
 //! in front holds every live row, so the hot-path check is a hash lookup with no database
-//! round trip. Other instances' revocations arrive by polling rows created since the last
-//! poll (with an overlap, because a sequence value can commit out of order).
+//! round trip.
+//!
+//! Other instances' revocations arrive by following a position the database assigns, never a
+//! writer's clock: on SQLite the row id (one writer at a time, so ids commit in order); on
+//! Postgres the writing transaction's id, read from the oldest transaction that was still
+//! running at the previous poll (`pg_snapshot_xmin`), so a row whose transaction commits late
+//! is read at the first poll after it commits. A full re-read every `RECONCILE` repairs
+//! anything missed whatever the cause.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 
 use crate::db::entities::revocations::{self, Column as R, Entity as Revocations};
@@ -55,16 +61,19 @@ impl moka::Expiry<String, i64> for ExpireAt {
     }
 }
 
-/// Seconds of overlap each poll re-reads, covering transactions that commit late.
-const POLL_OVERLAP: i64 = 5;
 const LOAD_BATCH: u64 = 10_000;
+/// How often a follower re-reads every live row, the safety net under the position.
+const RECONCILE: Duration = Duration::from_secs(600);
 
 /// The denylist. Cheap to share behind an `Arc`.
 pub struct Denylist {
     db: DatabaseConnection,
     // Unbounded on purpose: evicting a live revocation would un-revoke a token.
     cache: moka::sync::Cache<String, i64>,
-    watermark: AtomicI64,
+    /// Where the next poll starts: a row id (SQLite) or a transaction id (Postgres).
+    position: AtomicI64,
+    last_reconcile: std::sync::Mutex<Instant>,
+    clock: crate::clock::Clock,
 }
 
 fn key(kind: Kind, value: &str) -> String {
@@ -81,25 +90,55 @@ impl Denylist {
         let list = Self {
             db,
             cache: moka::sync::Cache::builder()
-                .expire_after(ExpireAt(clock))
+                .expire_after(ExpireAt(clock.clone()))
                 .build(),
-            watermark: AtomicI64::new(0),
+            position: AtomicI64::new(0),
+            last_reconcile: std::sync::Mutex::new(Instant::now()),
+            clock,
         };
-        let mut after = 0i64;
+        // The position first: whatever commits while the rows load is read again next poll.
+        let position = list.current_position().await?;
+        list.load_live(now).await?;
+        list.position.store(position, Ordering::Relaxed);
+        Ok(list)
+    }
+
+    /// Read every live row (in pages), for the start and for each reconcile.
+    async fn load_live(&self, now: i64) -> Result<usize> {
+        let (mut after, mut n) = (0i64, 0);
         loop {
             let rows = Revocations::find()
                 .filter(R::Id.gt(after))
                 .filter(R::ExpiresAt.gt(now))
                 .order_by_asc(R::Id)
                 .limit(LOAD_BATCH)
-                .all(&list.db)
+                .all(&self.db)
                 .await?;
             let Some(last) = rows.last() else { break };
             after = last.id;
-            list.absorb(&rows);
+            n += rows.len();
+            self.absorb(&rows);
         }
-        list.watermark.fetch_max(now, Ordering::Relaxed);
-        Ok(list)
+        Ok(n)
+    }
+
+    /// The position at which a poll that starts now must begin next time.
+    async fn current_position(&self) -> Result<i64> {
+        let backend = self.db.get_database_backend();
+        let sql = match backend {
+            // Every transaction that has not committed yet has an id at least this.
+            DbBackend::Postgres => {
+                "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS p"
+            }
+            // Every row not yet committed will get a larger id.
+            _ => "SELECT COALESCE(MAX(id), 0) AS p FROM revocations",
+        };
+        let row = self
+            .db
+            .query_one_raw(Statement::from_string(backend, sql))
+            .await?
+            .ok_or_else(|| crate::error::Error::internal("no position row"))?;
+        Ok(row.try_get::<i64>("", "p")?)
     }
 
     fn absorb(&self, rows: &[revocations::Model]) {
@@ -109,7 +148,6 @@ impl Denylist {
                 continue;
             };
             self.cache.insert(key(kind, &r.value), r.expires_at);
-            self.watermark.fetch_max(r.created_at, Ordering::Relaxed);
         }
     }
 
@@ -168,15 +206,35 @@ impl Denylist {
         Ok(())
     }
 
-    /// Pull rows other instances wrote since the last poll. Returns how many were read.
+    /// Pull rows other instances wrote since the last poll, by database position (and every
+    /// live row once per `RECONCILE`). Returns how many rows were read.
     pub async fn sync(&self) -> Result<usize> {
-        let since = self.watermark.load(Ordering::Relaxed) - POLL_OVERLAP;
-        let rows = Revocations::find()
-            .filter(R::CreatedAt.gte(since))
-            .all(&self.db)
-            .await?;
+        let due = {
+            let last = self
+                .last_reconcile
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            last.elapsed() >= RECONCILE
+        };
+        let next = self.current_position().await?;
+        let since = self.position.load(Ordering::Relaxed);
+        let rows = match self.db.get_database_backend() {
+            DbBackend::Postgres => Revocations::find().filter(R::Txid.gte(since)),
+            _ => Revocations::find().filter(R::Id.gt(since)),
+        }
+        .all(&self.db)
+        .await?;
         self.absorb(&rows);
-        Ok(rows.len())
+        let mut n = rows.len();
+        if due {
+            n += self.load_live(self.clock.now()).await?;
+            *self
+                .last_reconcile
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        }
+        self.position.store(next, Ordering::Relaxed);
+        Ok(n)
     }
 
     /// Live entries in this instance's cache.

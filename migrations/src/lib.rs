@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m0001_initial;
 mod m0002_abuse;
 mod m0003_signer_backend;
+mod m0004_revocation_positions;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0001_initial::Migration),
             Box::new(m0002_abuse::Migration),
             Box::new(m0003_signer_backend::Migration),
+            Box::new(m0004_revocation_positions::Migration),
         ]
     }
 }

@@ -118,8 +118,12 @@ pub mod revocations {
         pub kind: String,
         pub value: String,
         pub expires_at: i64,
+        /// The writer's clock: for people reading the table, never for synchronisation.
         pub created_at: i64,
         pub reason: String,
+        /// Postgres: the writing transaction's id (set by the database); SQLite: empty.
+        #[sea_orm(nullable)]
+        pub txid: Option<i64>,
     }
     no_relations!();
 }

@@ -11,6 +11,7 @@ mod architecture;
 mod attacks;
 mod cli;
 mod doors;
+mod faults;
 mod flows;
 mod hsm;
 mod keys;
