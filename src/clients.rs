@@ -102,11 +102,18 @@ fn digest(secret: &str) -> String {
 #[derive(Clone)]
 pub struct ClientStore {
     db: DatabaseConnection,
+    /// The last row read of each client (with its secret's digest), served only while the
+    /// database is unreachable, for at most `OUTAGE_GRACE` (SPEC section 9).
+    known: moka::sync::Cache<String, clients::Model>,
 }
 
 impl ClientStore {
     pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+        let known = moka::sync::Cache::builder()
+            .max_capacity(10_000)
+            .time_to_live(crate::users::OUTAGE_GRACE)
+            .build();
+        Self { db, known }
     }
 
     /// Create a client; returns it with its secret, which is never retrievable again.
@@ -157,6 +164,7 @@ impl ClientStore {
 
     /// Delete a client; false when it did not exist.
     pub async fn delete(&self, id: &str) -> Result<bool> {
+        self.known.invalidate(id);
         Ok(Clients::delete_by_id(id.to_string())
             .exec(&self.db)
             .await?
@@ -167,7 +175,20 @@ impl ClientStore {
     /// The client if `secret` is its secret. Unknown clients cost a digest comparison too.
     pub async fn authenticate(&self, id: &str, secret: &str) -> Result<Option<Client>> {
         let row = if id.len() <= 128 {
-            Clients::find_by_id(id.to_string()).one(&self.db).await?
+            match Clients::find_by_id(id.to_string()).one(&self.db).await {
+                Ok(row) => {
+                    match &row {
+                        Some(r) => self.known.insert(id.to_string(), r.clone()),
+                        None => self.known.invalidate(id),
+                    }
+                    row
+                }
+                Err(e) if crate::db::is_unavailable(&e) => match self.known.get(id) {
+                    Some(r) => Some(r),
+                    None => return Err(e.into()),
+                },
+                Err(e) => return Err(e.into()),
+            }
         } else {
             None
         };

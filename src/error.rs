@@ -55,7 +55,7 @@ error_codes! {
 pub struct Error {
     pub code: ErrorCode,
     pub message: String,
-    /// Seconds to wait, for `RATE_LIMITED`.
+    /// Seconds to wait, for `RATE_LIMITED` and `SERVICE_UNAVAILABLE`.
     pub retry_after: Option<u64>,
     internal: Option<String>,
 }
@@ -79,6 +79,17 @@ impl Error {
             code: ErrorCode::InternalError,
             message: "internal error".into(),
             retry_after: None,
+            internal: Some(detail.to_string()),
+        }
+    }
+
+    /// `SERVICE_UNAVAILABLE`: a dependency (the database) cannot be reached; retry in a second.
+    /// The caller sees a generic message, the log sees `detail`.
+    pub fn unavailable(detail: impl std::fmt::Display) -> Self {
+        Self {
+            code: ErrorCode::ServiceUnavailable,
+            message: "temporarily unavailable; retry shortly".into(),
+            retry_after: Some(1),
             internal: Some(detail.to_string()),
         }
     }
@@ -125,7 +136,11 @@ impl std::error::Error for Error {}
 
 impl From<sea_orm::DbErr> for Error {
     fn from(e: sea_orm::DbErr) -> Self {
-        Error::internal(format!("database: {e}"))
+        if crate::db::is_unavailable(&e) {
+            Error::unavailable(format!("database: {e}"))
+        } else {
+            Error::internal(format!("database: {e}"))
+        }
     }
 }
 

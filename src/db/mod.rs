@@ -33,9 +33,16 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
         }
     }
     let mut opts = ConnectOptions::new(url);
+    // Postgres can be away: a request waits at most this long for a connection, then answers
+    // 503 (SPEC section 9: within 2 s). SQLite is a local file: only contention waits on it.
+    let wait = if is_sqlite {
+        Duration::from_secs(10)
+    } else {
+        POSTGRES_WAIT
+    };
     opts.sqlx_logging(false)
-        .connect_timeout(Duration::from_secs(10))
-        .acquire_timeout(Duration::from_secs(10));
+        .connect_timeout(wait)
+        .acquire_timeout(wait);
     if is_sqlite {
         opts.max_connections(8)
             .min_connections(1)
@@ -54,6 +61,9 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     Database::connect(opts).await
 }
 
+/// How long a request waits for a Postgres connection before answering 503.
+pub const POSTGRES_WAIT: Duration = Duration::from_millis(1500);
+
 /// Apply every pending migration.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     Migrator::up(db, None).await
@@ -65,6 +75,28 @@ fn sqlite_path(url: &str) -> Option<String> {
         .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next()?;
     (!path.is_empty() && path != ":memory:").then(|| path.to_string())
+}
+
+/// True when `e` means the database cannot be reached right now (no connection within the
+/// acquire timeout, a connection lost, the server shutting down or starting up), as opposed
+/// to a failed statement. Such errors answer 503 with `Retry-After`, not 500.
+pub fn is_unavailable(e: &DbErr) -> bool {
+    use sea_orm::RuntimeErr;
+    use sea_orm::sqlx::Error as Sqlx;
+    let sqlx = match e {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => return true,
+        DbErr::Exec(RuntimeErr::SqlxError(s)) | DbErr::Query(RuntimeErr::SqlxError(s)) => s,
+        _ => return false,
+    };
+    match sqlx.as_ref() {
+        Sqlx::Io(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed | Sqlx::WorkerCrashed => true,
+        Sqlx::Tls(_) | Sqlx::Protocol(_) => true,
+        // Postgres: connection exceptions (08…), shutdown and start-up (57P01–57P03).
+        Sqlx::Database(d) => d.code().is_some_and(|c| {
+            c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03")
+        }),
+        _ => false,
+    }
 }
 
 /// True when `e` is a unique-constraint violation (a lost race, not a failure).

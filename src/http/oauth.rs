@@ -239,7 +239,15 @@ async fn is_admin_bearer(s: &AppState, headers: &HeaderMap) -> Result<bool, OAut
     match s.admin(token, s.now()).await {
         Ok(_) => Ok(true),
         // A failing database is a server error, not a failed authentication.
-        Err(e) if e.code == crate::error::ErrorCode::InternalError => Err(e.into()),
+        Err(e)
+            if matches!(
+                e.code,
+                crate::error::ErrorCode::InternalError
+                    | crate::error::ErrorCode::ServiceUnavailable
+            ) =>
+        {
+            Err(e.into())
+        }
         Err(_) => Ok(false),
     }
 }

@@ -6,7 +6,7 @@ mod password;
 mod store;
 
 pub use password::{PasswordHasher, hash_blocking, verify_blocking};
-pub use store::{Credentials, UserChange, UserStore};
+pub use store::{Credentials, OUTAGE_GRACE, UserChange, UserStore};
 
 use serde::Serialize;
 use serde_json::json;

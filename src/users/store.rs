@@ -23,7 +23,15 @@ pub struct UserStore {
     /// how stale another instance's change can be here; this instance's own changes
     /// invalidate at once. Absent users are not cached.
     by_id: moka::sync::Cache<String, User>,
+    /// The last row read of each user, served only while the database is unreachable
+    /// (SPEC section 9), for at most `OUTAGE_GRACE` after it was read.
+    known: moka::sync::Cache<String, User>,
 }
+
+/// How long a user (or client) read from the database may still be served from memory while
+/// the database is unreachable. Nothing can change in the database meanwhile; a change made
+/// just before the outage reached this instance within `USER_CACHE_TTL` if it was read since.
+pub const OUTAGE_GRACE: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// How long a cached user row may serve requests.
 const USER_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
@@ -40,7 +48,16 @@ impl UserStore {
             .max_capacity(100_000)
             .time_to_live(USER_CACHE_TTL)
             .build();
-        Self { db, hasher, by_id }
+        let known = moka::sync::Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(OUTAGE_GRACE)
+            .build();
+        Self {
+            db,
+            hasher,
+            by_id,
+            known,
+        }
     }
 
     pub fn hasher(&self) -> &PasswordHasher {
@@ -96,12 +113,20 @@ impl UserStore {
         if let Some(u) = self.by_id.get(id) {
             return Ok(Some(u));
         }
-        let user = Users::find_by_id(id.to_string())
-            .one(&self.db)
-            .await?
-            .map(|r| User::from_row(&r));
-        if let Some(u) = &user {
-            self.by_id.insert(id.to_string(), u.clone());
+        let user = match Users::find_by_id(id.to_string()).one(&self.db).await {
+            Ok(row) => row.map(|r| User::from_row(&r)),
+            Err(e) if crate::db::is_unavailable(&e) => match self.known.get(id) {
+                Some(u) => return Ok(Some(u)),
+                None => return Err(e.into()),
+            },
+            Err(e) => return Err(e.into()),
+        };
+        match &user {
+            Some(u) => {
+                self.by_id.insert(id.to_string(), u.clone());
+                self.known.insert(id.to_string(), u.clone());
+            }
+            None => self.known.invalidate(id),
         }
         Ok(user)
     }
@@ -208,6 +233,7 @@ impl UserStore {
         }
         txn.commit().await?;
         self.by_id.invalidate(id);
+        self.known.invalidate(id);
         Ok(())
     }
 

@@ -18,6 +18,7 @@ mod keys;
 mod oauth;
 mod openapi;
 mod ops;
+mod outage;
 mod revocation;
 mod security;
 mod third_party;
