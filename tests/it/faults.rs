@@ -148,48 +148,52 @@ fn libfaketime() -> Option<std::path::PathBuf> {
     .find(|p| p.exists())
 }
 
-/// A `keymint serve` process whose whole clock runs 5 minutes behind (libfaketime) revokes
-/// sessions; an instance with the true time refuses the tokens within the bound.
+/// Two `keymint serve` processes whose whole clocks run 5 minutes behind and 5 minutes ahead
+/// (libfaketime) each revoke a user's sessions; an instance with the true time refuses the
+/// tokens within the bound.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_process_five_minutes_behind_revokes_for_everyone() {
+async fn processes_five_minutes_off_revoke_for_everyone() {
     let Some(lib) = libfaketime() else {
         assert!(
             std::env::var_os("KEYMINT_TEST_REQUIRE_FAKETIME").is_none(),
             "KEYMINT_TEST_REQUIRE_FAKETIME is set but faketime is not installed"
         );
-        eprintln!("SKIPPED faults::a_process_five_minutes_behind…: faketime is not installed");
+        eprintln!("SKIPPED faults::processes_five_minutes_off…: faketime is not installed");
         return;
     };
     let site = Site::new(Backend::Sqlite).await;
     let env = [("KEYMINT_BOOTSTRAP_ADMIN", "root:root-password")];
     let true_time = Server::start(&site, &env).await;
-    let behind = Proc::spawn_with(&site, &env, |cmd| {
-        cmd.env("LD_PRELOAD", &lib)
-            .env("FAKETIME", "-5m")
-            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
-    })
-    .await;
     let http = reqwest::Client::new();
-    let victim = true_time.user("vic", "victim-password-1", &[]).await;
-    let token = true_time.login("vic", "victim-password-1").await;
-    let admin = login_at(&http, &behind.base, "root", "root-password").await;
-    // Its tokens say so: issued 5 minutes before the true time.
-    let iat = segment(&admin.access_token, 1)["iat"].as_i64().unwrap();
-    let skew = true_time.app.now() - iat;
-    assert!(
-        (290..=310).contains(&skew),
-        "the child's clock is {skew} s behind"
-    );
-    let r = http
-        .post(behind.url(&format!("/admin/users/{}/revoke-sessions", victim.id)))
-        .bearer_auth(&admin.access_token)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.status());
-    let took = refused_within(&true_time.base, &token.access_token, BOUND).await;
-    eprintln!("a revocation by a process 5 minutes behind arrived after {took:?}");
+    for (i, (shift, skew)) in [("-5m", 300i64), ("+5m", -300)].into_iter().enumerate() {
+        let off = Proc::spawn_with(&site, &env, |cmd| {
+            cmd.env("LD_PRELOAD", &lib)
+                .env("FAKETIME", shift)
+                .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+        })
+        .await;
+        let name = format!("vic{i}");
+        let victim = true_time.user(&name, "victim-password-1", &[]).await;
+        let token = true_time.login(&name, "victim-password-1").await;
+        let admin = login_at(&http, &off.base, "root", "root-password").await;
+        // Its tokens say so: issued 5 minutes before (or after) the true time.
+        let iat = segment(&admin.access_token, 1)["iat"].as_i64().unwrap();
+        let seen = true_time.app.now() - iat;
+        assert!(
+            (seen - skew).abs() <= 10,
+            "{shift}: the child's clock is off by {seen} s"
+        );
+        let r = http
+            .post(off.url(&format!("/admin/users/{}/revoke-sessions", victim.id)))
+            .bearer_auth(&admin.access_token)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.status());
+        let took = refused_within(&true_time.base, &token.access_token, BOUND).await;
+        eprintln!("a revocation by a process {shift} off arrived after {took:?}");
+    }
     true_time.stop().await;
 }
 
@@ -292,4 +296,93 @@ async fn concurrent_manual_rotations_all_succeed() {
         (1, 1, 6)
     );
     s.stop().await;
+}
+
+/// Two `keymint serve` processes on Postgres; chains of refreshes run against one of them,
+/// which is killed (SIGKILL) in the middle. No refresh family is left with two live tokens,
+/// and every chain resumes on the other instance from its last acknowledged refresh token
+/// (within the reuse grace, a retry of a refresh whose answer was lost gets its successor).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_refresh_loses_nothing_acknowledged() {
+    use keymint::db::entities::refresh_tokens;
+    use sea_orm::{ColumnTrait, PaginatorTrait, QueryFilter};
+    let Some(site) = postgres_site("faults::kill_9_mid_refresh…").await else {
+        return;
+    };
+    let env = [
+        ("KEYMINT_BOOTSTRAP_ADMIN", "root:root-password"),
+        ("KEYMINT_REFRESH_REUSE_GRACE", "30s"),
+    ];
+    let a = Proc::spawn(&site, &env).await;
+    let b = Proc::spawn(&site, &env).await;
+    let http = reqwest::Client::new();
+    let mut chains = tokio::task::JoinSet::new();
+    for _ in 0..6 {
+        let start = login_at(&http, &b.base, "root", "root-password").await;
+        let (http, url) = (http.clone(), a.url("/auth/refresh"));
+        chains.spawn(async move {
+            let (mut acked, mut n) = (start.refresh_token, 0u32);
+            loop {
+                let r = http
+                    .post(&url)
+                    .json(&json!({"refresh_token": acked}))
+                    .send()
+                    .await;
+                match r {
+                    Ok(r) if r.status() == 200 => match r.json::<serde_json::Value>().await {
+                        Ok(v) => {
+                            acked = v["refresh_token"].as_str().unwrap().to_string();
+                            n += 1;
+                        }
+                        Err(_) => return (acked, n),
+                    },
+                    Ok(r) => panic!("refresh answered {} before the kill", r.status()),
+                    Err(_) => return (acked, n),
+                }
+            }
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    a.kill9();
+    let mut total = 0;
+    while let Some(chain) = chains.join_next().await {
+        let (acked, n) = chain.unwrap();
+        total += n;
+        let r = http
+            .post(b.url("/auth/refresh"))
+            .json(&json!({"refresh_token": acked}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            200,
+            "a chain could not resume from its last acknowledged token"
+        );
+    }
+    assert!(total > 6, "the chains refreshed before the kill ({total})");
+    // No family has two live tokens.
+    let db = crate::harness::site_db(&site).await;
+    let live = refresh_tokens::Entity::find()
+        .filter(refresh_tokens::Column::UsedAt.is_null())
+        .filter(refresh_tokens::Column::RevokedAt.is_null())
+        .all(&db)
+        .await
+        .unwrap();
+    let mut per_family = std::collections::HashMap::new();
+    for t in &live {
+        *per_family.entry(t.family_id.clone()).or_insert(0) += 1;
+    }
+    assert!(
+        per_family.values().all(|n| *n == 1),
+        "families with several live refresh tokens: {per_family:?}"
+    );
+    let spent = refresh_tokens::Entity::find()
+        .filter(refresh_tokens::Column::UsedAt.is_not_null())
+        .count(&db)
+        .await
+        .unwrap();
+    eprintln!(
+        "{total} refreshes acknowledged before the kill; {spent} spent tokens, every family one live token"
+    );
 }
