@@ -15,6 +15,7 @@ pub mod error;
 pub mod http;
 pub mod jobs;
 pub mod keys;
+pub mod logging;
 pub mod login;
 pub mod metrics;
 pub mod net;

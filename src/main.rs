@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use keymint::config::{Config, LogFormat};
+use keymint::config::Config;
 use keymint::keys::Purpose;
 use keymint::state::{App, StartError};
 
@@ -132,7 +132,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(config.log_format);
+    keymint::logging::init(config.log_format);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -153,19 +153,6 @@ fn main() -> ExitCode {
             eprintln!("keymint: {msg}");
             ExitCode::FAILURE
         }
-    }
-}
-
-fn init_logging(format: LogFormat) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn,sea_orm_migration=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
     }
 }
 
@@ -227,13 +214,16 @@ async fn serve(config: Config) -> Result<(), StartError> {
     if let Some(m) = metrics.as_ref().and_then(|m| m.local_addr().ok()) {
         println!("keymint metrics on http://{m}/metrics");
     }
+    let tls = keymint::server::tls::Tls::configured(&app.config).map_err(StartError::Config)?;
     let bound = listener.local_addr().map_err(other)?;
-    println!("keymint listening on http://{bound}");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("keymint listening on {scheme}://{bound}");
     let ring = app.keys.ring();
     tracing::info!(%bound, issuer = %app.config.issuer, published = ?ring.published_kids(), "keymint listening");
     let listeners = keymint::server::Listeners {
         api: listener,
         metrics,
+        tls,
     };
     keymint::server::serve_all(Arc::new(app), listeners, keymint::server::shutdown_signal())
         .await

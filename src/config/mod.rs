@@ -88,6 +88,9 @@ pub struct Config {
     pub pkcs11_module: Option<PathBuf>,
     pub pkcs11_token: Option<String>,
     pub pkcs11_pin: Option<zeroize::Zeroizing<String>>,
+    /// HTTPS: the certificate chain and key (PEM), both or neither.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Log line format.
@@ -136,6 +139,8 @@ impl fmt::Debug for Config {
             .field("pkcs11_module", &self.pkcs11_module)
             .field("pkcs11_token", &self.pkcs11_token)
             .field("pkcs11_pin", &self.pkcs11_pin.as_ref().map(|_| "<hidden>"))
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
             .finish()
     }
 }
@@ -186,7 +191,12 @@ impl Config {
         }
         // Derived defaults and rules across settings.
         if c.issuer.is_empty() {
-            c.issuer = format!("http://{}", c.bind);
+            let scheme = if c.tls_cert.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            c.issuer = format!("{scheme}://{}", c.bind);
         }
         if c.audience.is_empty() {
             c.audience = c.issuer.clone();
@@ -200,6 +210,21 @@ impl Config {
                 &name,
                 "must not be shorter than KEYMINT_ACCESS_TTL",
             ));
+        }
+        match (&c.tls_cert, &c.tls_key) {
+            (Some(_), None) => {
+                return Err(ConfigError::new(
+                    "KEYMINT_TLS_KEY",
+                    "required with KEYMINT_TLS_CERT",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::new(
+                    "KEYMINT_TLS_CERT",
+                    "required with KEYMINT_TLS_KEY",
+                ));
+            }
+            _ => {}
         }
         if c.signer == crate::keys::Backend::Pkcs11 {
             c.pkcs11()?;
@@ -276,6 +301,8 @@ impl Config {
             pkcs11_module: None,
             pkcs11_token: None,
             pkcs11_pin: None,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 

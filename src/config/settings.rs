@@ -371,12 +371,29 @@ pub const SETTINGS: &[Setting] = &[
         default: None,
         help: "file holding the token's user PIN (one line) [default: none]",
         apply: |c, n, v| -> Applied {
-            if c.pkcs11_pin.is_some() {
-                return Err(ConfigError::new(n, "set the PIN or the PIN file, not both"));
-            }
+            let both = ConfigError::new(n, "set the PIN or the PIN file, not both");
+            c.pkcs11_pin.is_none().then_some(()).ok_or(both)?;
             let pin = std::fs::read_to_string(v)
                 .map_err(|e| ConfigError::new(n, format!("cannot read {v}: {e}")))?;
             c.pkcs11_pin = Some(zeroize::Zeroizing::new(pin.trim_end().to_string()));
+            Ok(())
+        },
+    },
+    Setting {
+        key: "tls_cert",
+        default: None,
+        help: "PEM certificate chain: serve HTTPS (with tls_key), reloaded on change [default: HTTP]",
+        apply: |c, _, v| -> Applied {
+            c.tls_cert = Some(PathBuf::from(v));
+            Ok(())
+        },
+    },
+    Setting {
+        key: "tls_key",
+        default: None,
+        help: "PEM private key of tls_cert [default: none]",
+        apply: |c, _, v| -> Applied {
+            c.tls_key = Some(PathBuf::from(v));
             Ok(())
         },
     },

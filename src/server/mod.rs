@@ -33,6 +33,7 @@ use tower::Service;
 use crate::state::{App, AppState};
 
 mod limits;
+pub mod tls;
 use limits::ConnLimits;
 
 /// Connections held open at once (further ones are closed at accept), unless the process's
@@ -51,6 +52,8 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 pub struct Listeners {
     pub api: TcpListener,
     pub metrics: Option<TcpListener>,
+    /// HTTPS on the API listener (`KEYMINT_TLS_CERT`, `KEYMINT_TLS_KEY`).
+    pub tls: Option<Arc<tls::Tls>>,
 }
 
 /// Serve `app` on `listener` until `shutdown` resolves, then drain in-flight requests.
@@ -64,6 +67,7 @@ pub async fn serve(
         Listeners {
             api: listener,
             metrics: None,
+            tls: None,
         },
         shutdown,
     )
@@ -84,11 +88,26 @@ pub async fn serve_all(
     let limits = ConnLimits::from_app(&app);
     let metrics_task = listeners.metrics.map(|l| {
         let router = crate::http::metrics_router(AppState(app.clone()));
-        tokio::spawn(accept_loop(l, router, limits.clone(), stop_rx.clone()))
+        tokio::spawn(accept_loop(
+            l,
+            router,
+            None,
+            limits.clone(),
+            stop_rx.clone(),
+        ))
     });
+    if let Some(t) = listeners.tls.clone() {
+        tokio::spawn(reload_loop(t, stop_rx.clone()));
+    }
     let router = crate::http::router(AppState(app.clone()));
     let (stop_accepting, accepting) = watch::channel(false);
-    let api = tokio::spawn(accept_loop(listeners.api, router, limits, accepting));
+    let api = tokio::spawn(accept_loop(
+        listeners.api,
+        router,
+        listeners.tls,
+        limits,
+        accepting,
+    ));
     shutdown.await;
     tracing::info!("draining in-flight requests");
     let _ = stop_accepting.send(true);
@@ -170,6 +189,7 @@ fn http_builder() -> Builder<TokioExecutor> {
 async fn accept_loop(
     listener: TcpListener,
     router: axum::Router,
+    tls: Option<Arc<tls::Tls>>,
     limits: ConnLimits,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -209,8 +229,17 @@ async fn accept_loop(
             idle: limits.idle,
             stop: stop.clone(),
         };
+        let (opened, tls) = (Instant::now(), tls.clone());
         tokio::spawn(async move {
-            conn.run(stream).await;
+            match tls {
+                None => conn.run(stream, opened).await,
+                // The handshake counts against the deadline for the first request head.
+                Some(t) => match tokio::time::timeout(conn.head, t.acceptor.accept(stream)).await {
+                    Ok(Ok(s)) => conn.run(s, opened).await,
+                    Ok(Err(e)) => tracing::debug!(peer = %conn.peer, "TLS handshake failed: {e}"),
+                    Err(_) => tracing::debug!(peer = %conn.peer, "TLS handshake timed out"),
+                },
+            }
             drop((slot, addr_slot, live_slot));
         });
     }
@@ -238,9 +267,12 @@ struct ConnTask {
 }
 
 impl ConnTask {
-    async fn run(mut self, stream: tokio::net::TcpStream) {
+    async fn run<S>(mut self, stream: S, opened: Instant)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
         let activity = Arc::new(ConnActivity {
-            opened: Instant::now(),
+            opened,
             served: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
             last_done_ms: AtomicU64::new(0),
@@ -275,6 +307,20 @@ impl ConnTask {
         };
         conn.as_mut().graceful_shutdown();
         let _ = tokio::time::timeout(drain, conn).await;
+    }
+}
+
+/// Pick up a renewed TLS certificate (see `tls`).
+async fn reload_loop(t: Arc<tls::Tls>, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(tls::RELOAD_EVERY);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let t = t.clone();
+                let _ = tokio::task::spawn_blocking(move || t.reload_if_changed()).await;
+            }
+            _ = stop.changed() => return,
+        }
     }
 }
 

@@ -22,3 +22,4 @@ mod outage;
 mod revocation;
 mod security;
 mod third_party;
+mod tls;
