@@ -4,10 +4,13 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-/// Unix seconds from the system clock, shifted by an offset that only tests change.
+/// Unix seconds from the system clock, shifted by an offset that only tests change; or, for
+/// tests whose outcome must not depend on how fast the machine is, a clock that stands still
+/// until advanced.
 #[derive(Clone, Debug, Default)]
 pub struct Clock {
     offset: Arc<AtomicI64>,
+    frozen: bool,
 }
 
 impl Clock {
@@ -16,9 +19,22 @@ impl Clock {
         Self::default()
     }
 
+    /// A clock that reads `at` until `advance` moves it (tests only).
+    pub fn frozen_at(at: i64) -> Self {
+        Self {
+            offset: Arc::new(AtomicI64::new(at)),
+            frozen: true,
+        }
+    }
+
     /// Unix seconds now.
     pub fn now(&self) -> i64 {
-        system_now() + self.offset.load(Ordering::Relaxed)
+        let offset = self.offset.load(Ordering::Relaxed);
+        if self.frozen {
+            offset
+        } else {
+            system_now() + offset
+        }
     }
 
     /// Move this clock (and every component sharing it) `secs` seconds forward.
@@ -47,5 +63,13 @@ mod tests {
         let before = d.now();
         c.advance(3600);
         assert!(d.now() >= before + 3600 && d.now() <= before + 3601);
+    }
+
+    #[test]
+    fn a_frozen_clock_moves_only_when_advanced() {
+        let c = Clock::frozen_at(1_000);
+        assert_eq!(c.now(), 1_000);
+        c.clone().advance(5);
+        assert_eq!(c.now(), 1_005);
     }
 }

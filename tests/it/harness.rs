@@ -289,9 +289,19 @@ pub struct Server {
 impl Server {
     /// Start keymint on `site` with extra configuration.
     pub async fn start(site: &Site, extra: &[(&str, &str)]) -> Server {
+        Self::start_with_clock(site, extra, keymint::clock::Clock::system()).await
+    }
+
+    /// `start` on `clock` (e.g. `Clock::frozen_at`, so that no back-off or expiry depends on
+    /// how fast the machine runs the test).
+    pub async fn start_with_clock(
+        site: &Site,
+        extra: &[(&str, &str)],
+        clock: keymint::clock::Clock,
+    ) -> Server {
         let config = Config::from_sources(None, &site.env(extra)).unwrap();
         let deps = keymint::state::Deps {
-            clock: keymint::clock::Clock::system(),
+            clock,
             key_source: site.key_source.clone(),
         };
         let app = Arc::new(App::open_with(config, deps).await.unwrap());

@@ -47,7 +47,10 @@ async fn fail_until_throttled(s: &Server, user: &str) -> reqwest::Response {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_logins_back_off_per_username_on_both_login_paths() {
     let site = Site::new(Backend::Sqlite).await;
-    let s = Server::start(&site, &[]).await;
+    // Time stands still unless the test moves it: a slow, loaded machine cannot let a back-off
+    // run out between two attempts.
+    let clock = keymint::clock::Clock::frozen_at(keymint::clock::system_now());
+    let s = Server::start_with_clock(&site, &[], clock).await;
     s.user("alice", "alice-password", &[]).await;
     let r = fail_until_throttled(&s, "alice").await;
     let retry: u64 = r.headers()["retry-after"]
