@@ -75,14 +75,21 @@ pub async fn run(app: &App, now: i64) -> Result<CleanupReport> {
     let leeway = app.tokens.leeway;
     // Token objects first, rows after: a key's row is never gone while its object remains.
     // An instance without the token leaves `pkcs11` keys to one that has it.
-    let hsm_objects = match app.keys.has_hsm() {
-        true => app.keys.destroy_removed(now).await?,
-        false => 0,
+    // A token error keeps the `pkcs11` rows for the next pass; the rest of cleanup goes on.
+    let (hsm_objects, token_ok) = match app.keys.has_hsm() {
+        true => match app.keys.destroy_removed(now).await {
+            Ok(n) => (n, true),
+            Err(e) => {
+                tracing::warn!("cleanup could not destroy PKCS#11 objects: {e}");
+                (0, false)
+            }
+        },
+        false => (0, false),
     };
     let mut removable_keys = Condition::all()
         .add(signing_keys::Column::State.eq(crate::keys::KeyState::Retired.as_str()))
         .add(signing_keys::Column::ExpiresAt.lte(now));
-    if !app.keys.has_hsm() {
+    if !token_ok {
         removable_keys = removable_keys
             .add(signing_keys::Column::Backend.eq(crate::keys::Backend::Local.as_str()));
     }

@@ -165,11 +165,14 @@ impl ClientStore {
     /// Delete a client; false when it did not exist.
     pub async fn delete(&self, id: &str) -> Result<bool> {
         self.known.invalidate(id);
-        Ok(Clients::delete_by_id(id.to_string())
+        let gone = Clients::delete_by_id(id.to_string())
             .exec(&self.db)
             .await?
             .rows_affected
-            > 0)
+            > 0;
+        // Again: an `authenticate` that read the row before the delete may have cached it.
+        self.known.invalidate(id);
+        Ok(gone)
     }
 
     /// The client if `secret` is its secret. Unknown clients cost a digest comparison too.

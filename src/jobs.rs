@@ -41,6 +41,16 @@ pub async fn claim(
     }
 }
 
+/// Whether `instance` holds the claim of `(job, tick)`.
+async fn claimed_by(db: &DatabaseConnection, job: &str, tick: i64, instance: &str) -> Result<bool> {
+    let row = job_runs::Entity::find()
+        .filter(job_runs::Column::Job.eq(job))
+        .filter(job_runs::Column::Tick.eq(tick))
+        .one(db)
+        .await?;
+    Ok(row.is_some_and(|r| r.instance == instance))
+}
+
 /// The cron occurrence a firing at `now` belongs to: the latest one at or before `now`
 /// (with a second of slack for a scheduler that fires a hair early).
 pub fn tick_of(schedule: &croner::Cron, now: DateTime<Utc>) -> Option<i64> {
@@ -109,7 +119,10 @@ pub async fn run_due(app: &App, job: Job, instance: &str) -> Result<bool> {
         attempt += 1;
         let result = async {
             if !claimed {
-                if !claim(&app.db, job.as_str(), tick, instance, now).await? {
+                // On a retry, a claim that committed although its answer was lost is ours.
+                let ours = claim(&app.db, job.as_str(), tick, instance, now).await?
+                    || (attempt > 1 && claimed_by(&app.db, job.as_str(), tick, instance).await?);
+                if !ours {
                     tracing::debug!(job = job.as_str(), tick, "another instance runs this tick");
                     return Ok(false);
                 }
@@ -153,13 +166,13 @@ async fn run_claimed(
         Job::Rotate => {
             for p in Purpose::ALL {
                 if !rotated.contains(&p) {
-                    crate::keys::admin::rotate(app, Actor::Scheduler, &[p]).await?;
+                    let r = crate::keys::admin::rotate_one(app, Actor::Scheduler, p).await?;
+                    // Committed: a retry of this tick must not rotate this purpose again.
                     rotated.push(p);
+                    tracing::info!(tick, purpose = p.as_str(), active = %r.active, "rotated");
                 }
             }
-            let access = app.keys.active_and_next(Purpose::Access).await?;
-            let refresh = app.keys.active_and_next(Purpose::Refresh).await?;
-            tracing::info!(tick, access = %access.active, refresh = %refresh.active, "scheduled rotation done");
+            tracing::info!(tick, "scheduled rotation done");
         }
         Job::Cleanup => {
             crate::cleanup::run(app, now).await?;

@@ -18,18 +18,8 @@ pub struct RotationResult {
 
 /// Rotate `purposes` now, audit it, and report both purposes' active and next kids.
 pub async fn rotate(app: &App, actor: Actor<'_>, purposes: &[Purpose]) -> Result<RotationResult> {
-    let now = app.now();
     for p in purposes {
-        let r = app.keys.rotate(*p, now).await?;
-        app.metrics.rotated();
-        audit::record(
-            &app.db,
-            Event::new("key.rotate", "ok")
-                .actor(Some(actor.name()))
-                .detail(json!({"purpose": p.as_str(), "active": r.active, "next": r.next})),
-            now,
-        )
-        .await;
+        rotate_one(app, actor, *p).await?;
     }
     Ok(RotationResult {
         access: app.keys.active_and_next(Purpose::Access).await?,
@@ -51,4 +41,20 @@ pub async fn revoke(app: &App, actor: Actor<'_>, kid: &str) -> Result<KeyInfo> {
     )
     .await;
     Ok(info)
+}
+
+/// Rotate one purpose now and audit it. `Ok` means the rotation was committed.
+pub async fn rotate_one(app: &App, actor: Actor<'_>, p: Purpose) -> Result<ActiveAndNext> {
+    let now = app.now();
+    let r = app.keys.rotate(p, now).await?;
+    app.metrics.rotated();
+    audit::record(
+        &app.db,
+        Event::new("key.rotate", "ok")
+            .actor(Some(actor.name()))
+            .detail(json!({"purpose": p.as_str(), "active": r.active, "next": r.next})),
+        now,
+    )
+    .await;
+    Ok(r)
 }

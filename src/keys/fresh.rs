@@ -62,6 +62,15 @@ impl KeyManager {
         })
     }
 
+    /// `discard`, unless `e` leaves it unknown whether the key's row was committed (the
+    /// database went away mid-commit): an orphan object is harmless, a row without its key
+    /// is not.
+    pub(super) async fn discard_unless_unknown(&self, fresh: &Fresh, e: &Error) {
+        if e.code != crate::error::ErrorCode::ServiceUnavailable {
+            self.discard(fresh).await;
+        }
+    }
+
     /// Destroy the token objects of a key that was made but not stored (a lost race, a
     /// failed transaction). Best effort: an orphan is never published nor used.
     pub(super) async fn discard(&self, fresh: &Fresh) {
@@ -123,7 +132,10 @@ impl KeyManager {
                 Ok(true)
             }
             Err(e) => {
-                self.discard(fresh).await;
+                // A lost connection leaves the insert's fate unknown: keep the key then.
+                if !crate::db::is_unavailable(&e) {
+                    self.discard(fresh).await;
+                }
                 if crate::db::is_unique_violation(&e) {
                     Ok(false)
                 } else {

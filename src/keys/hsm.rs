@@ -201,46 +201,25 @@ impl Hsm {
         let (pub_h, priv_h) = session
             .generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public, &private)
             .map_err(|e| format!("pkcs11 key generation: {e}"))?;
-        let attrs = session
-            .get_attributes(
-                pub_h,
-                &[AttributeType::Modulus, AttributeType::PublicExponent],
-            )
-            .map_err(|e| format!("pkcs11 public key: {e}"))?;
-        let (mut n, mut e) = (Vec::new(), Vec::new());
-        for a in attrs {
-            match a {
-                Attribute::Modulus(v) => n = v,
-                Attribute::PublicExponent(v) => e = v,
-                _ => {}
-            }
+        let named = name_pair(&session, purpose, bits, pub_h, priv_h);
+        if named.is_err() {
+            // Never leave an unnamed pair behind: `destroy` finds keys by their id only.
+            let _ = session.destroy_object(priv_h);
+            let _ = session.destroy_object(pub_h);
         }
-        if n.is_empty() || e.is_empty() {
-            return Err("pkcs11 public key: the token returned no modulus or exponent".into());
-        }
-        let (n, e) = (B64.encode(strip_zeros(&n)), B64.encode(strip_zeros(&e)));
-        let kid = thumbprint(&n, &e);
-        let named = [
-            Attribute::Label(label(purpose, &kid)),
-            Attribute::Id(kid.as_bytes().to_vec()),
-        ];
-        for h in [pub_h, priv_h] {
-            session
-                .update_attributes(h, &named)
-                .map_err(|e| format!("pkcs11 naming key {kid}: {e}"))?;
-        }
-        Ok(HsmKey { kid, n, e, bits })
+        named
     }
 
-    /// The private key object named `kid`, ready to sign.
+    /// The private key object named `kid`, ready to sign. Looked up on a pooled session, so a
+    /// key generation holding the admin session does not hold the lookup up.
     pub fn signer(self: &Arc<Self>, kid: &str) -> Result<HsmSigner, String> {
-        let session = self.admin();
-        let found = session
-            .find_objects(&[
-                Attribute::Class(ObjectClass::PRIVATE_KEY),
-                Attribute::Id(kid.as_bytes().to_vec()),
-            ])
-            .map_err(|e| format!("pkcs11 find key {kid}: {e}"))?;
+        let session = self.checkout()?;
+        let found = session.find_objects(&[
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::Id(kid.as_bytes().to_vec()),
+        ]);
+        self.give_back(session);
+        let found = found.map_err(|e| format!("pkcs11 find key {kid}: {e}"))?;
         let key = *found
             .first()
             .ok_or_else(|| format!("signing key {kid} is not in PKCS#11 token {:?}", self.token))?;
@@ -293,6 +272,45 @@ impl HsmSigner {
         self.hsm.give_back(session);
         Ok(sig)
     }
+}
+
+/// Read the public key of a pair just generated, and name both halves after its kid.
+fn name_pair(
+    session: &Session,
+    purpose: Purpose,
+    bits: usize,
+    pub_h: ObjectHandle,
+    priv_h: ObjectHandle,
+) -> Result<HsmKey, String> {
+    let attrs = session
+        .get_attributes(
+            pub_h,
+            &[AttributeType::Modulus, AttributeType::PublicExponent],
+        )
+        .map_err(|e| format!("pkcs11 public key: {e}"))?;
+    let (mut n, mut e) = (Vec::new(), Vec::new());
+    for a in attrs {
+        match a {
+            Attribute::Modulus(v) => n = v,
+            Attribute::PublicExponent(v) => e = v,
+            _ => {}
+        }
+    }
+    if n.is_empty() || e.is_empty() {
+        return Err("pkcs11 public key: the token returned no modulus or exponent".into());
+    }
+    let (n, e) = (B64.encode(strip_zeros(&n)), B64.encode(strip_zeros(&e)));
+    let kid = thumbprint(&n, &e);
+    let named = [
+        Attribute::Label(label(purpose, &kid)),
+        Attribute::Id(kid.as_bytes().to_vec()),
+    ];
+    for h in [pub_h, priv_h] {
+        session
+            .update_attributes(h, &named)
+            .map_err(|e| format!("pkcs11 naming key {kid}: {e}"))?;
+    }
+    Ok(HsmKey { kid, n, e, bits })
 }
 
 /// Big-endian integers from a token may carry leading zero bytes; JWK values must not.

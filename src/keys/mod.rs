@@ -179,13 +179,17 @@ impl KeyManager {
         let promoted = match promoted {
             Ok(kid) => kid,
             Err(e) => {
-                self.discard(&fresh).await;
-                return Err(e.into());
+                let e: Error = e.into();
+                self.discard_unless_unknown(&fresh, &e).await;
+                return Err(e);
             }
         };
         let next = fresh.kid().to_string();
         tracing::info!(purpose = p, active = %promoted, next = %next, "rotated signing keys");
-        self.reload(now).await?;
+        // Committed: the rotation happened. A failed reload only delays the ring to the next sync.
+        if let Err(e) = self.reload(now).await {
+            tracing::warn!("rotated, but reloading the ring failed (next sync retries): {e}");
+        }
         Ok(ActiveAndNext {
             active: promoted,
             next,
@@ -251,10 +255,11 @@ impl KeyManager {
             })
             .await;
         if let Err(e) = res {
+            let e: Error = e.into();
             if let Some(f) = &fresh {
-                self.discard(f).await;
+                self.discard_unless_unknown(f, &e).await;
             }
-            return Err(e.into());
+            return Err(e);
         }
         tracing::warn!(
             kid,
