@@ -126,22 +126,26 @@ pub fn public_pem(n: &str, e: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
+/// The PKCS#8 DER keys of a PEM file of `PRIVATE KEY` blocks (the committed test fixtures).
+pub fn pkcs8_from_pem(pem: &str) -> Result<Vec<Vec<u8>>, String> {
+    pem.split("-----BEGIN PRIVATE KEY-----")
+        .filter_map(|block| block.split("-----END PRIVATE KEY-----").next())
+        .map(|b64| b64.split_whitespace().collect::<String>())
+        .filter(|b64| !b64.is_empty())
+        .map(|b64| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .map_err(|e| format!("PEM: {e}"))
+        })
+        .collect()
+}
+
 /// The committed test keys (`tests/fixtures/rsa2048-test-keys.pem`), for unit tests that do
 /// not exercise generation.
 #[cfg(test)]
 pub(crate) fn fixture(i: usize) -> KeyMaterial {
-    let pem = include_str!("../../tests/fixtures/rsa2048-test-keys.pem");
-    let b64: String = pem
-        .split("-----BEGIN PRIVATE KEY-----")
-        .filter_map(|block| block.split("-----END PRIVATE KEY-----").next())
-        .map(|b| b.split_whitespace().collect::<String>())
-        .filter(|b| !b.is_empty())
-        .nth(i)
-        .expect("not that many fixture keys");
-    let der = base64::engine::general_purpose::STANDARD
-        .decode(b64)
-        .unwrap();
-    from_pkcs8_der(&der).unwrap()
+    let ders = pkcs8_from_pem(include_str!("../../tests/fixtures/rsa2048-test-keys.pem")).unwrap();
+    from_pkcs8_der(ders.get(i).expect("not that many fixture keys")).unwrap()
 }
 
 #[cfg(test)]

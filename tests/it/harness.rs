@@ -137,18 +137,13 @@ fn softhsm_token(module: &Path) -> (String, String) {
 
 /// The committed test keys (`tests/fixtures/rsa2048-test-keys.pem`), as PKCS#8 DER.
 fn fixture_keys() -> Vec<Vec<u8>> {
-    use base64::Engine;
-    let pem = include_str!("../fixtures/rsa2048-test-keys.pem");
-    pem.split("-----BEGIN PRIVATE KEY-----")
-        .filter_map(|block| block.split("-----END PRIVATE KEY-----").next())
-        .map(|b64| b64.split_whitespace().collect::<String>())
-        .filter(|b64| !b64.is_empty())
-        .map(|b64| {
-            base64::engine::general_purpose::STANDARD
-                .decode(b64)
-                .unwrap()
-        })
-        .collect()
+    keymint::keys::material::pkcs8_from_pem(include_str!("../fixtures/rsa2048-test-keys.pem"))
+        .unwrap()
+}
+
+/// The `kid` in a token's header.
+pub fn kid(token: &str) -> String {
+    segment(token, 0)["kid"].as_str().unwrap().to_string()
 }
 
 impl Site {

@@ -14,7 +14,7 @@ use keymint::keys::Purpose;
 use sea_orm::EntityTrait;
 use serde_json::Value;
 
-use crate::harness::{Backend, Server, Site, pkcs11_module, pyjwt_verify, segment, site_db};
+use crate::harness::{Backend, Server, Site, kid, pkcs11_module, pyjwt_verify, site_db};
 
 /// The attributes of every private key object in the site's token, by `CKA_ID` (the kid).
 fn private_keys(site: &Site) -> HashMap<String, Vec<Attribute>> {
@@ -60,10 +60,6 @@ fn private_keys(site: &Site) -> HashMap<String, Vec<Attribute>> {
         out.insert(id, attrs);
     }
     out
-}
-
-fn kid(token: &str) -> String {
-    segment(token, 0)["kid"].as_str().unwrap().to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

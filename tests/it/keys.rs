@@ -10,7 +10,7 @@ use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{Value, json};
 
 use crate::harness::{
-    Backend, Proc, Server, Site, assert_error, login_at, me_status, pyjwt_verify, segment, site_db,
+    Backend, Proc, Server, Site, assert_error, kid, login_at, me_status, pyjwt_verify, site_db,
 };
 
 /// Each lifecycle scenario on SQLite and on Postgres with local keys, and on SQLite with the
@@ -47,10 +47,6 @@ lifecycle!(
     key_changes_reach_other_instances_within_a_second,
     kill_9_during_rotation_keeps_invariants
 );
-
-fn kid(token: &str) -> String {
-    segment(token, 0)["kid"].as_str().unwrap().to_string()
-}
 
 async fn jwks_kids(s: &Server) -> Vec<String> {
     let v: Value = s
