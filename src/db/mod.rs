@@ -77,6 +77,22 @@ fn sqlite_path(url: &str) -> Option<String> {
     (!path.is_empty() && path != ":memory:").then(|| path.to_string())
 }
 
+/// On Postgres, lock `table` against other writers until the transaction ends (a
+/// self-conflicting lock that readers pass), so read-check-write transactions on it run one
+/// after the other. On SQLite a write transaction already holds the one write lock from its
+/// first write, so this does nothing there: callers start with a write.
+pub async fn lock_for_writes(
+    txn: &sea_orm::DatabaseTransaction,
+    table: &'static str,
+) -> Result<(), DbErr> {
+    use sea_orm::ConnectionTrait;
+    if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
+        txn.execute_unprepared(&format!("LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE"))
+            .await?;
+    }
+    Ok(())
+}
+
 /// True when `e` means the database cannot be reached right now (no connection within the
 /// acquire timeout, a connection lost, the server shutting down or starting up), as opposed
 /// to a failed statement. Such errors answer 503 with `Retry-After`, not 500.

@@ -147,8 +147,10 @@ impl KeyManager {
             .db
             .transaction::<_, String, Error>(|txn| {
                 Box::pin(async move {
-                    lock_keys(txn).await?;
-                    // Writes first: on SQLite this takes the write lock before any read.
+                    // Key changes run one after the other, each seeing the previous one's
+                    // result, instead of racing into the unique indexes. Writes first: on
+                    // SQLite that takes the write lock before any read.
+                    crate::db::lock_for_writes(txn, "signing_keys").await?;
                     Keys::update_many()
                         .col_expr(K::State, Expr::value(RETIRED))
                         .col_expr(K::RetiredAt, Expr::value(now))
@@ -224,7 +226,7 @@ impl KeyManager {
             .db
             .transaction::<_, (), Error>(|txn| {
                 Box::pin(async move {
-                    lock_keys(txn).await?;
+                    crate::db::lock_for_writes(txn, "signing_keys").await?;
                     let res = Keys::update_many()
                         .col_expr(K::State, Expr::value(REVOKED))
                         .col_expr(K::RevokedAt, Expr::value(now))
@@ -315,19 +317,6 @@ impl KeyManager {
             next: pick(NEXT),
         })
     }
-}
-
-/// Serialise key changes: concurrent rotations (or a rotation and a revocation) run one after
-/// the other, each seeing the previous one's result, instead of racing into the unique
-/// indexes. SQLite needs nothing: each change's first statement is a write, which takes the
-/// database's one write lock. On Postgres the lock conflicts with itself, not with readers.
-async fn lock_keys(txn: &sea_orm::DatabaseTransaction) -> Result<()> {
-    use sea_orm::ConnectionTrait;
-    if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
-        txn.execute_unprepared("LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE")
-            .await?;
-    }
-    Ok(())
 }
 
 fn info(r: signing_keys::Model) -> KeyInfo {

@@ -199,8 +199,7 @@ impl UserStore {
     async fn guarded(&self, id: &str, op: Op) -> Result<()> {
         let txn = self.db.begin().await?;
         if txn.get_database_backend() == DbBackend::Postgres {
-            txn.execute_unprepared("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE")
-                .await?;
+            crate::db::lock_for_writes(&txn, "users").await?;
         } else {
             Users::update_many()
                 .col_expr(U::UpdatedAt, Expr::col(U::UpdatedAt))
