@@ -34,12 +34,10 @@ trap 'bash deploy/run.sh stop >/dev/null 2>&1 || true' EXIT
 
 rm -rf "$STATE/pg" "$STATE"/keys-*   # a fresh database and keys for each soak
 export KEYMINT_ROTATION_CRON="*/$ROTATE_EVERY * * * * *"
-KEYMINT_BIN=$BIN PORT=$PORT FIRST_PORT=$FIRST_PORT bash deploy/run.sh "$N"
+export KEYMINT_BIN=$BIN PORT FIRST_PORT
+bash deploy/run.sh "$N"
 DB=$(cat "$STATE/database_url")
-PGPORT=$(echo "$DB" | sed 's|.*:\([0-9]*\)/.*|\1|')
-pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)
-pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$pgbin/$1" "${@:2}"; else "$pgbin/$1" "${@:2}"; fi; }
-cli() { KEYMINT_DATABASE_URL=$DB KEYMINT_KEK=$(cat "$STATE/kek") RUST_LOG=warn "$BIN" "$@"; }
+cli() { bash deploy/run.sh cli "$@"; }
 
 users=()
 for i in $(seq 1 "$WORKERS"); do
@@ -52,16 +50,6 @@ deadline=$(($(date +%s) + DURATION))
 python3 benches/chaos_driver.py "$base" "$(IFS=,; echo "${users[*]}")" "$deadline" "$results" &
 driver=$!
 
-# restart_instance I: start instance I again with the same settings deploy/run.sh gave it.
-restart_instance() {
-  local i=$1
-  KEYMINT_DATABASE_URL=$DB KEYMINT_KEK=$(cat "$STATE/kek") KEYMINT_ISSUER=$base \
-    KEYMINT_TRUSTED_PROXIES=127.0.0.1 KEYMINT_LOG_FORMAT=json \
-    KEYMINT_BIND=127.0.0.1:$((FIRST_PORT + i)) KEYMINT_KEYS_DIR="$(realpath "$STATE")/keys-$i" \
-    "$BIN" serve >>"$STATE/keymint-$i.out" 2>>"$STATE/keymint-$i.log" &
-  echo $! >"$STATE/keymint-$i.pid"
-}
-
 kills=0 outages=0 next_kill=$((start + KILL_EVERY)) next_db=$((start + DB_EVERY))
 while [ "$(date +%s)" -lt "$deadline" ]; do
   now=$(date +%s)
@@ -71,16 +59,15 @@ while [ "$(date +%s)" -lt "$deadline" ]; do
     t0=$(date +%s.%N); kills=$((kills + 1))
     log "killed instance $i"
     sleep "$RESTART_AFTER"
-    restart_instance "$i"
+    bash deploy/run.sh restart "$i"
     echo "kill $t0 $(echo "$(date +%s.%N) + 2" | bc)" >>"$windows"
     next_kill=$((now + KILL_EVERY))
   elif [ "$now" -ge "$next_db" ]; then
     t0=$(date +%s.%N); outages=$((outages + 1))
-    pg pg_ctl -D "$STATE/pg/data" -m fast -w -s stop
+    bash deploy/run.sh db-stop
     log "database stopped"
     sleep "$DB_DOWN"
-    pg pg_ctl -D "$STATE/pg/data" -w -s -l "$STATE/pg/log" start \
-      -o "-p $PGPORT -c listen_addresses=127.0.0.1 -k $(realpath "$STATE/pg") -c max_connections=200"
+    bash deploy/run.sh db-start
     log "database started"
     echo "outage $t0 $(echo "$(date +%s.%N) + 5" | bc)" >>"$windows"
     next_db=$((now + DB_EVERY))

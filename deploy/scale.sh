@@ -21,15 +21,15 @@ command -v wrk >/dev/null 2>&1 || { echo "wrk is missing: apt install wrk" >&2; 
 trap 'bash deploy/run.sh stop >/dev/null 2>&1 || true' EXIT
 base="http://127.0.0.1:$PORT"
 
-cli() { KEYMINT_DATABASE_URL=$(cat "$STATE/database_url") KEYMINT_KEK=$(cat "$STATE/kek") \
-  KEYMINT_ISSUER="$base" RUST_LOG=warn "$BIN" "$@"; }
+export KEYMINT_BIN=$BIN PORT
+cli() { bash deploy/run.sh cli "$@"; }
 rps() { awk '/^Requests\/sec:/ { printf "%d", $2 }'; }
 cpu_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $5 + $6 }' /proc/stat; }
 
 echo "| instances | JWKS req/s | /auth/me req/s | client_credentials tokens/s | machine CPU busy |"
 echo "|---|---|---|---|---|"
 for n in $(seq 1 "$MAX_N"); do
-  PORT=$PORT KEYMINT_BIN=$BIN bash deploy/run.sh "$n" 2>/dev/null
+  bash deploy/run.sh "$n" 2>/dev/null
   out=$(cli clients create --name "scale-$n-$RANDOM" --grant client_credentials)
   id=$(echo "$out" | sed -n 's/.*"client_id": *"\([^"]*\)".*/\1/p' | head -n1)
   secret=$(echo "$out" | sed -n 's/.*"client_secret": *"\([^"]*\)".*/\1/p' | head -n1)
@@ -53,7 +53,7 @@ done
 # Database cost per operation, from Postgres's counters, on one instance whose sync loop is
 # slowed down so that its polling does not count. A backend publishes its counters at most
 # every second while busy and 10 s after it goes idle (PGSTAT_IDLE_INTERVAL), hence the wait.
-KEYMINT_SYNC_INTERVAL=60s PORT=$PORT KEYMINT_BIN=$BIN bash deploy/run.sh 1 2>/dev/null
+KEYMINT_SYNC_INTERVAL=60s bash deploy/run.sh 1 2>/dev/null
 psql_q() { psql "$(cat "$STATE/database_url")" -qAtc "$1"; }
 stats() {
   sleep 11
