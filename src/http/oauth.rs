@@ -238,16 +238,9 @@ async fn is_admin_bearer(s: &AppState, headers: &HeaderMap) -> Result<bool, OAut
     };
     match s.admin(token, s.now()).await {
         Ok(_) => Ok(true),
-        // A failing database is a server error, not a failed authentication.
-        Err(e)
-            if matches!(
-                e.code,
-                crate::error::ErrorCode::InternalError
-                    | crate::error::ErrorCode::ServiceUnavailable
-            ) =>
-        {
-            Err(e.into())
-        }
+        // A failing server (the database away or broken) is a server error, not a failed
+        // authentication: whatever answers 5xx passes through.
+        Err(e) if crate::http::error::status(e.code).is_server_error() => Err(e.into()),
         Err(_) => Ok(false),
     }
 }
