@@ -11,6 +11,7 @@ pub mod extract;
 pub mod oauth;
 pub mod oauth_form;
 pub mod ops;
+pub mod revocations;
 pub mod schemas;
 pub mod well_known;
 
@@ -44,6 +45,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(oauth::token))
         .routes(routes!(oauth::revoke))
         .routes(routes!(oauth::introspect))
+        .routes(routes!(revocations::revocations))
         .routes(routes!(admin::list_keys))
         .routes(routes!(admin::rotate_keys))
         .routes(routes!(admin::revoke_key))

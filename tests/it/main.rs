@@ -12,6 +12,7 @@ mod attacks;
 mod cli;
 mod doors;
 mod faults;
+mod feed;
 mod flows;
 mod hsm;
 mod keys;

@@ -3,21 +3,17 @@
 //! in front holds every live row, so the hot-path check is a hash lookup with no database
 //! round trip.
 //!
-//! Other instances' revocations arrive by following a position the database assigns, never a
-//! writer's clock: on SQLite the row id (one writer at a time, so ids commit in order); on
-//! Postgres the writing transaction's id, read from the oldest transaction that was still
-//! running at the previous poll (`pg_snapshot_xmin`), so a row whose transaction commits late
-//! is read at the first poll after it commits. A full re-read every `RECONCILE` repairs
-//! anything missed whatever the cause.
+//! Other instances' revocations arrive through the same feed relying parties read
+//! (`feed`): a cursor over positions the database assigns, never a writer's clock. A full
+//! re-read every `RECONCILE` repairs anything missed whatever the cause.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+pub mod feed;
+
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Statement,
-};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, DatabaseConnection, EntityTrait};
 
 use crate::db::entities::revocations::{self, Column as R, Entity as Revocations};
 use crate::error::Result;
@@ -48,6 +44,15 @@ impl Kind {
             Kind::Client => "cid",
         }
     }
+
+    /// The name relying parties read in the revocation feed (SPEC section 8).
+    pub fn feed_name(self) -> &'static str {
+        match self {
+            Kind::Jti => "jti",
+            Kind::Sid => "sid",
+            Kind::Client => "client",
+        }
+    }
 }
 
 struct ExpireAt(crate::clock::Clock);
@@ -70,9 +75,9 @@ pub struct Denylist {
     db: DatabaseConnection,
     // Unbounded on purpose: evicting a live revocation would un-revoke a token.
     cache: moka::sync::Cache<String, i64>,
-    /// Where the next poll starts: a row id (SQLite) or a transaction id (Postgres).
-    position: AtomicI64,
-    last_reconcile: std::sync::Mutex<Instant>,
+    /// Where the next poll starts.
+    cursor: Mutex<feed::Cursor>,
+    last_reconcile: Mutex<Instant>,
     clock: crate::clock::Clock,
 }
 
@@ -92,62 +97,28 @@ impl Denylist {
             cache: moka::sync::Cache::builder()
                 .expire_after(ExpireAt(clock.clone()))
                 .build(),
-            position: AtomicI64::new(0),
-            last_reconcile: std::sync::Mutex::new(Instant::now()),
+            cursor: Mutex::new(feed::Cursor::start()),
+            last_reconcile: Mutex::new(Instant::now()),
             clock,
         };
-        // The position first: whatever commits while the rows load is read again next poll.
-        let position = list.current_position().await?;
-        list.load_live(now).await?;
-        list.position.store(position, Ordering::Relaxed);
+        let (_, cursor) = list.follow(feed::Cursor::start(), now).await?;
+        *lock(&list.cursor) = cursor;
         Ok(list)
     }
 
-    /// Read every live row (in pages), for the start and for each reconcile.
-    async fn load_live(&self, now: i64) -> Result<usize> {
-        let (mut after, mut n) = (0i64, 0);
+    /// Read the feed from `from` to its end into the cache: how many rows, and where it ends.
+    async fn follow(&self, from: feed::Cursor, now: i64) -> Result<(usize, feed::Cursor)> {
+        let (mut cursor, mut n) = (from, 0);
         loop {
-            let rows = Revocations::find()
-                .filter(R::Id.gt(after))
-                .filter(R::ExpiresAt.gt(now))
-                .order_by_asc(R::Id)
-                .limit(LOAD_BATCH)
-                .all(&self.db)
-                .await?;
-            let Some(last) = rows.last() else { break };
-            after = last.id;
-            n += rows.len();
-            self.absorb(&rows);
-        }
-        Ok(n)
-    }
-
-    /// The position at which a poll that starts now must begin next time.
-    async fn current_position(&self) -> Result<i64> {
-        let backend = self.db.get_database_backend();
-        let sql = match backend {
-            // Every transaction that has not committed yet has an id at least this.
-            DbBackend::Postgres => {
-                "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS p"
+            let page = feed::read(&self.db, &cursor, LOAD_BATCH, now).await?;
+            n += page.entries.len();
+            for e in &page.entries {
+                self.remember(e.kind, &e.value, e.expires_at);
             }
-            // Every row not yet committed will get a larger id.
-            _ => "SELECT COALESCE(MAX(id), 0) AS p FROM revocations",
-        };
-        let row = self
-            .db
-            .query_one_raw(Statement::from_string(backend, sql))
-            .await?
-            .ok_or_else(|| crate::error::Error::internal("no position row"))?;
-        Ok(row.try_get::<i64>("", "p")?)
-    }
-
-    fn absorb(&self, rows: &[revocations::Model]) {
-        for r in rows {
-            let Some(kind) = Kind::parse(&r.kind) else {
-                tracing::warn!(kind = %r.kind, "skipping revocation row of unknown kind");
-                continue;
-            };
-            self.cache.insert(key(kind, &r.value), r.expires_at);
+            cursor = page.next;
+            if (page.entries.len() as u64) < LOAD_BATCH {
+                return Ok((n, cursor));
+            }
         }
     }
 
@@ -206,34 +177,18 @@ impl Denylist {
         Ok(())
     }
 
-    /// Pull rows other instances wrote since the last poll, by database position (and every
-    /// live row once per `RECONCILE`). Returns how many rows were read.
+    /// Pull rows other instances wrote since the last poll (and every live row once per
+    /// `RECONCILE`). Returns how many rows were read.
     pub async fn sync(&self) -> Result<usize> {
-        let due = {
-            let last = self
-                .last_reconcile
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            last.elapsed() >= RECONCILE
-        };
-        let next = self.current_position().await?;
-        let since = self.position.load(Ordering::Relaxed);
-        let rows = match self.db.get_database_backend() {
-            DbBackend::Postgres => Revocations::find().filter(R::Txid.gte(since)),
-            _ => Revocations::find().filter(R::Id.gt(since)),
-        }
-        .all(&self.db)
-        .await?;
-        self.absorb(&rows);
-        let mut n = rows.len();
+        let now = self.clock.now();
+        let since = lock(&self.cursor).clone();
+        let (mut n, next) = self.follow(since, now).await?;
+        *lock(&self.cursor) = next;
+        let due = lock(&self.last_reconcile).elapsed() >= RECONCILE;
         if due {
-            n += self.load_live(self.clock.now()).await?;
-            *self
-                .last_reconcile
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()) = Instant::now();
+            n += self.follow(feed::Cursor::start(), now).await?.0;
+            *lock(&self.last_reconcile) = Instant::now();
         }
-        self.position.store(next, Ordering::Relaxed);
         Ok(n)
     }
 
@@ -246,6 +201,10 @@ impl Denylist {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]
