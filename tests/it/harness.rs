@@ -294,6 +294,26 @@ impl Server {
         extra: &[(&str, &str)],
         clock: keymint::clock::Clock,
     ) -> Server {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on(site, extra, clock, listener).await
+    }
+
+    /// `start` with the issuer set to the server's own address, for relying parties that
+    /// discover the JWKS from the issuer.
+    pub async fn start_as_issuer(site: &Site, extra: &[(&str, &str)]) -> Server {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let issuer = format!("http://{}", listener.local_addr().unwrap());
+        let mut extra = extra.to_vec();
+        extra.push(("KEYMINT_ISSUER", &issuer));
+        Self::start_on(site, &extra, keymint::clock::Clock::system(), listener).await
+    }
+
+    async fn start_on(
+        site: &Site,
+        extra: &[(&str, &str)],
+        clock: keymint::clock::Clock,
+        listener: tokio::net::TcpListener,
+    ) -> Server {
         let config = Config::from_sources(None, &site.env(extra)).unwrap();
         let deps = keymint::state::Deps {
             clock,
@@ -301,7 +321,6 @@ impl Server {
         };
         let app = Arc::new(App::open_with(config, deps).await.unwrap());
         app.bootstrap(app.now()).await.unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(keymint::server::serve(app.clone(), listener, async move {
@@ -623,4 +642,33 @@ pub fn pyjwt_verify(jwks_url: &str, token: &str) -> (i32, Value) {
         )
     });
     (out.status.code().unwrap_or(-1), v)
+}
+
+/// `token` with `key` set to `value` in its header (`part` 0) or claims (1), signed again with
+/// keymint's own private key (the committed test fixture behind its kid), so that only the
+/// edit can make a recipe refuse it.
+pub fn forge(token: &str, part: usize, key: &str, value: Value) -> String {
+    use aws_lc_rs::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
+    use base64::Engine;
+    let want = kid(token);
+    let der =
+        keymint::keys::material::pkcs8_from_pem(include_str!("../fixtures/rsa2048-test-keys.pem"))
+            .unwrap()
+            .into_iter()
+            .find(|der| keymint::keys::material::from_pkcs8_der(der).is_ok_and(|m| m.kid == want))
+            .expect("the signing key is a committed fixture");
+    let mut parts = [segment(token, 0), segment(token, 1)];
+    parts[part][key] = value;
+    let [header, claims] =
+        parts.map(|p| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(p.to_string()));
+    let signed = format!("{header}.{claims}");
+    let pair = RsaKeyPair::from_pkcs8(&der).unwrap();
+    let mut sig = vec![0; pair.public_modulus_len()];
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    pair.sign(&RSA_PKCS1_SHA256, &rng, signed.as_bytes(), &mut sig)
+        .unwrap();
+    format!(
+        "{signed}.{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sig)
+    )
 }
