@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -44,8 +44,19 @@ impl std::fmt::Debug for Pkcs11Config {
     }
 }
 
-/// Idle signing sessions kept for reuse; more are opened under load and closed on return.
-const POOL_IDLE: usize = 16;
+/// Signing sessions: one per core, so that at most that many signs run at once. More would
+/// only contend for the cores (SoftHSM2 signs in parallel, each at full CPU cost) and open
+/// and close sessions per request; callers beyond it wait for a session.
+fn pool_size() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().max(2))
+}
+
+#[derive(Default)]
+struct Pool {
+    idle: Vec<Session>,
+    /// Sessions open, idle or lent out.
+    open: usize,
+}
 
 /// An open token, logged in.
 pub struct Hsm {
@@ -54,7 +65,9 @@ pub struct Hsm {
     pub token: String,
     /// Holds the login (see the module documentation); also serves generation and cleanup.
     admin: Mutex<Session>,
-    idle: Mutex<Vec<Session>>,
+    pool: Mutex<Pool>,
+    returned: Condvar,
+    pool_size: usize,
 }
 
 impl std::fmt::Debug for Hsm {
@@ -163,7 +176,9 @@ impl Hsm {
             slot,
             token: cfg.token.clone(),
             admin: Mutex::new(admin),
-            idle: Mutex::new(Vec::new()),
+            pool: Mutex::new(Pool::default()),
+            returned: Condvar::new(),
+            pool_size: pool_size(),
         })
     }
 
@@ -243,22 +258,48 @@ impl Hsm {
         Ok(found.len())
     }
 
+    /// A signing session: an idle one, a new one while fewer than `pool_size` are open, or
+    /// else the next one returned.
     fn checkout(&self) -> Result<Session, String> {
-        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        match idle {
-            Some(s) => Ok(s),
-            None => self
-                .ctx
-                .open_ro_session(self.slot)
-                .map_err(|e| format!("pkcs11 session: {e}")),
+        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(s) = pool.idle.pop() {
+                return Ok(s);
+            }
+            if pool.open < self.pool_size {
+                pool.open += 1;
+                drop(pool);
+                let opened = self
+                    .ctx
+                    .open_ro_session(self.slot)
+                    .map_err(|e| format!("pkcs11 session: {e}"));
+                if opened.is_err() {
+                    self.discard();
+                }
+                return opened;
+            }
+            pool = self
+                .returned
+                .wait(pool)
+                .unwrap_or_else(|p| p.into_inner());
         }
     }
 
     fn give_back(&self, s: Session) {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() < POOL_IDLE {
-            idle.push(s);
-        }
+        self.pool
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .idle
+            .push(s);
+        self.returned.notify_one();
+    }
+
+    /// A lent session that failed is closed (dropped by the caller); make room for another.
+    fn discard(&self) {
+        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+        pool.open = pool.open.saturating_sub(1);
+        drop(pool);
+        self.returned.notify_one();
     }
 }
 
@@ -266,11 +307,17 @@ impl HsmSigner {
     /// RS256 inside the token. A session that failed is dropped (closed), not pooled.
     pub fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, String> {
         let session = self.hsm.checkout()?;
-        let sig = session
-            .sign(&Mechanism::Sha256RsaPkcs, self.key, msg)
-            .map_err(|e| format!("pkcs11 sign: {e}"))?;
-        self.hsm.give_back(session);
-        Ok(sig)
+        match session.sign(&Mechanism::Sha256RsaPkcs, self.key, msg) {
+            Ok(sig) => {
+                self.hsm.give_back(session);
+                Ok(sig)
+            }
+            Err(e) => {
+                drop(session);
+                self.hsm.discard();
+                Err(format!("pkcs11 sign: {e}"))
+            }
+        }
     }
 }
 
