@@ -35,6 +35,9 @@ impl Default for Settings {
 
 type Keys = HashMap<String, Arc<DecodingKey>>;
 
+/// The longest a verification waits for an unknown-kid refetch.
+const REFETCH_WAIT: Duration = Duration::from_secs(5);
+
 pub(crate) struct Jwks {
     http: reqwest::Client,
     url: String,
@@ -48,6 +51,8 @@ pub(crate) struct Jwks {
     fetch: Mutex<FetchState>,
     /// Single flight for unknown-kid refetches, holding when the last one started.
     refetch: tokio::sync::Mutex<Option<Instant>>,
+    /// One fetch at a time, so an older answer never replaces a newer one.
+    fetching: tokio::sync::Mutex<()>,
     missing: Mutex<HashMap<String, Instant>>,
     stats: Arc<Counters>,
 }
@@ -87,6 +92,7 @@ impl Jwks {
             epoch: Instant::now(),
             fetch: Mutex::new(FetchState::default()),
             refetch: tokio::sync::Mutex::new(None),
+            fetching: tokio::sync::Mutex::new(()),
             missing: Mutex::new(HashMap::new()),
             stats,
         }
@@ -103,7 +109,9 @@ impl Jwks {
         if self.known_missing(kid) {
             return Err(VerifyError::UnknownKey);
         }
-        self.refetch_for(kid).await;
+        // However slow the issuer (or a caller's HTTP client without timeouts), a request
+        // waits for a refetch at most this long.
+        let _ = tokio::time::timeout(REFETCH_WAIT, self.refetch_for(kid)).await;
         self.lookup(kid).ok_or_else(|| {
             self.remember_missing(kid);
             VerifyError::UnknownKey
@@ -184,6 +192,7 @@ impl Jwks {
     /// Fetch (conditionally, with the last ETag) and install a new key set. On any failure
     /// the last good set stays.
     pub async fn refresh(&self) -> Result<(), FetchError> {
+        let _one_at_a_time = self.fetching.lock().await;
         let result = self.fetch_once().await;
         let mut f = lock(&self.fetch);
         match &result {
@@ -240,7 +249,7 @@ impl Jwks {
         let usable = fresh_for.saturating_add(self.settings.max_stale);
         self.confirmed_ms.store(now, Ordering::Relaxed);
         self.usable_until_ms.store(
-            now.saturating_add(usable.as_millis() as u64),
+            now.saturating_add(u64::try_from(usable.as_millis()).unwrap_or(u64::MAX)),
             Ordering::Relaxed,
         );
     }

@@ -127,7 +127,8 @@ impl Verifier {
         let data = jsonwebtoken::decode::<Claims>(token, &key, &self.inner.validation)
             .map_err(error::from_jwt)?;
         let claims = data.claims;
-        if claims.token_type.as_deref().is_some_and(|t| t != "access") {
+        // keymint marks every access token `type: access` (SPEC section 3).
+        if claims.token_type.as_deref() != Some("access") {
             return Err(VerifyError::WrongType);
         }
         if let Some(missing) = self
@@ -179,7 +180,9 @@ impl Builder {
         self
     }
 
-    /// Clock skew allowed on `exp` and `nbf` (default 30 s).
+    /// Clock skew allowed on `exp` and `nbf` (default 30 s). Keep it at most keymint's own
+    /// `KEYMINT_LEEWAY`: the feed lists a revocation only until keymint stops accepting the
+    /// tokens it covers.
     pub fn leeway(mut self, leeway: Duration) -> Self {
         self.leeway = leeway;
         self
@@ -290,7 +293,7 @@ impl Builder {
                 let url = self
                     .discovery_url
                     .unwrap_or_else(|| format!("{}/.well-known/openid-configuration", self.issuer));
-                discover_jwks_uri(&http, &url).await?
+                discover_jwks_uri(&http, &url, &self.issuer).await?
             }
         };
         let mut validation = Validation::new(Algorithm::RS256);
@@ -376,9 +379,16 @@ fn default_client() -> Result<reqwest::Client, BuildError> {
         .map_err(|e| BuildError::Http(e.to_string()))
 }
 
-async fn discover_jwks_uri(http: &reqwest::Client, url: &str) -> Result<String, BuildError> {
+/// The `jwks_uri` of the discovery document at `url`, which must name `issuer` as its
+/// issuer (RFC 8414 section 3.3), so a misdirected URL cannot supply another issuer's keys.
+async fn discover_jwks_uri(
+    http: &reqwest::Client,
+    url: &str,
+    issuer: &str,
+) -> Result<String, BuildError> {
     #[derive(serde::Deserialize)]
     struct Discovery {
+        issuer: String,
         jwks_uri: String,
     }
     let doc: Discovery = http
@@ -390,5 +400,11 @@ async fn discover_jwks_uri(http: &reqwest::Client, url: &str) -> Result<String, 
         .json()
         .await
         .map_err(|e| BuildError::Discovery(e.to_string()))?;
+    if doc.issuer.trim_end_matches('/') != issuer {
+        return Err(BuildError::Discovery(format!(
+            "the document names issuer {:?}, not {issuer:?}",
+            doc.issuer
+        )));
+    }
     Ok(doc.jwks_uri)
 }

@@ -13,7 +13,7 @@ use crate::stats::Counters;
 /// Entries per page asked of the feed.
 const PAGE: usize = 5_000;
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct Settings {
     pub url: Option<String>,
     pub client_id: String,
@@ -21,6 +21,19 @@ pub(crate) struct Settings {
     pub poll: Duration,
     pub max_stale: Duration,
     pub fail_open: bool,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("url", &self.url)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<hidden>")
+            .field("poll", &self.poll)
+            .field("max_stale", &self.max_stale)
+            .field("fail_open", &self.fail_open)
+            .finish()
+    }
 }
 
 impl Default for Settings {
@@ -196,7 +209,7 @@ impl Follower {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
-        let keep = |exp: &mut i64| *exp + self.leeway >= now;
+        let keep = |exp: &mut i64| exp.saturating_add(self.leeway) >= now;
         let mut r = self.revoked.write().unwrap_or_else(|p| p.into_inner());
         r.jti.retain(|_, e| keep(e));
         r.sid.retain(|_, e| keep(e));

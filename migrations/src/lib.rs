@@ -7,6 +7,7 @@ mod m0001_initial;
 mod m0002_abuse;
 mod m0003_signer_backend;
 mod m0004_revocation_positions;
+mod m0005_revocation_feed_index;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0002_abuse::Migration),
             Box::new(m0003_signer_backend::Migration),
             Box::new(m0004_revocation_positions::Migration),
+            Box::new(m0005_revocation_feed_index::Migration),
         ]
     }
 }

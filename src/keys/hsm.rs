@@ -278,10 +278,7 @@ impl Hsm {
                 }
                 return opened;
             }
-            pool = self
-                .returned
-                .wait(pool)
-                .unwrap_or_else(|p| p.into_inner());
+            pool = self.returned.wait(pool).unwrap_or_else(|p| p.into_inner());
         }
     }
 

@@ -115,6 +115,7 @@ async fn read_in_id_order(
 ) -> Result<Page> {
     let rows = Revocations::find()
         .filter(R::Id.gt(after.id))
+        .filter(R::Kind.is_in(Kind::ALL.map(Kind::as_str)))
         .filter(R::ExpiresAt.gt(now))
         .order_by_asc(R::Id)
         .limit(limit)
@@ -166,6 +167,7 @@ async fn read_postgres(
     }
     let rows = Revocations::find()
         .filter(unseen)
+        .filter(R::Kind.is_in(Kind::ALL.map(Kind::as_str)))
         .filter(R::ExpiresAt.gt(now))
         .order_by_asc(R::Txid)
         .order_by_asc(R::Id)
@@ -177,13 +179,34 @@ async fn read_postgres(
         Some(last) => (last.txid.unwrap_or(0), last.id),
         None => (after.pos, after.id),
     };
-    // Running transactions above `pos` are reached by the keyset; those below must be named.
-    let mut pending: Vec<i64> = running.into_iter().filter(|x| *x <= pos).collect();
-    pending.truncate(MAX_PENDING);
     Ok(Page {
         entries: entries(rows),
-        next: Cursor { pos, id, pending },
+        next: next_cursor(pos, id, running),
     })
+}
+
+/// The cursor after a read that ended at `(pos, id)` while `running` transactions were in
+/// flight. Running transactions above `pos` are reached by the keyset; those below must be
+/// named. Past `MAX_PENDING` of them the position moves back to just before the first one
+/// left out, so its rows are read (with some read twice) rather than skipped.
+fn next_cursor(pos: i64, id: i64, mut running: Vec<i64>) -> Cursor {
+    running.retain(|x| *x <= pos);
+    running.sort_unstable();
+    match running.get(MAX_PENDING).copied() {
+        Some(first_left_out) => {
+            running.truncate(MAX_PENDING);
+            Cursor {
+                pos: first_left_out - 1,
+                id: i64::MAX,
+                pending: running,
+            }
+        }
+        None => Cursor {
+            pos,
+            id,
+            pending: running,
+        },
+    }
 }
 
 /// The in-progress transaction ids of a `pg_current_snapshot()` text (`xmin:xmax:xip,...`).
@@ -231,6 +254,18 @@ mod tests {
         for bad in ["", "x", "MS4xLjE", "Mi4xLjEu", "MS4tMS4xLg", "MS4xLjEuYQ"] {
             assert_eq!(Cursor::decode(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn a_cursor_names_the_transactions_below_it_and_never_drops_one() {
+        let c = next_cursor(100, 7, vec![120, 90, 95]);
+        assert_eq!((c.pos, c.id, c.pending), (100, 7, vec![90, 95]));
+        // Too many to carry: the position moves back so the rest are read again.
+        let running: Vec<i64> = (0..MAX_PENDING as i64 + 10).rev().collect();
+        let c = next_cursor(1_000_000, 7, running);
+        assert_eq!(c.pending.len(), MAX_PENDING);
+        assert_eq!(c.pending.last(), Some(&(MAX_PENDING as i64 - 1)));
+        assert_eq!((c.pos, c.id), (MAX_PENDING as i64 - 1, i64::MAX));
     }
 
     #[test]

@@ -123,6 +123,16 @@ async fn the_feed_lists_every_kind_and_pages_without_gaps(b: Backend) {
         assert!(seen.contains(&want), "{want:?} not in {seen:?}");
     }
 
+    // Listed until the token it covers has expired, and no longer than a minute after.
+    let (_, v) = page(&s, creds, "?limit=10000").await;
+    let exp = claims["exp"].as_i64().unwrap();
+    for e in v["revocations"].as_array().unwrap() {
+        if e["value"] == claims["jti"] || e["value"] == claims["sid"] {
+            let until = e["expires_at"].as_i64().unwrap();
+            assert!((exp..=exp + 60).contains(&until), "{e} for exp {exp}");
+        }
+    }
+
     // 25 more, read in pages of 10 from where the reader stood: each exactly once, in order.
     let now = s.app.now();
     let mut written = Vec::new();

@@ -247,13 +247,13 @@ async fn keymint_stopped_tokens_verify_until_the_bound_then_fail_as_configured()
     // Feed bound 1.5 s, last read at most 0.1 s before the stop.
     assert_eq!(closed_err, VerifyError::RevocationsUnavailable);
     assert!(
-        closed_at >= Duration::from_millis(1300) && closed_at <= Duration::from_millis(2500),
+        closed_at >= Duration::from_millis(1300) && closed_at <= Duration::from_millis(3500),
         "{closed_at:?}"
     );
     // Keys: max-age 1 s + staleness 2 s after the last confirmation (≤ 0.8 s before the stop).
     assert_eq!(open_err, VerifyError::KeysUnavailable);
     assert!(
-        open_at >= Duration::from_millis(2100) && open_at <= Duration::from_millis(4000),
+        open_at >= Duration::from_millis(2100) && open_at <= Duration::from_millis(5500),
         "{open_at:?}"
     );
 }
@@ -348,12 +348,30 @@ async fn the_verifier_refuses_what_keymint_would_refuse() {
     let now = s.app.now();
     let t = &pair.access_token;
     let tampered = format!("{}AAAA", &t[..t.len() - 4]);
-    let hs256 = forge(t, 0, "alg", json!("HS256"));
+    // Algorithm confusion: HS256 keyed with the published RSA public key.
+    let hs256 = {
+        let jwks: Value = reqwest::get(s.url("/.well-known/jwks.json"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let n = jwks["keys"][0]["n"].as_str().unwrap().to_owned();
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+        header.typ = Some("at+jwt".into());
+        header.kid = Some(kid(t));
+        let key = jsonwebtoken::EncodingKey::from_secret(n.as_bytes());
+        jsonwebtoken::encode(&header, &segment(t, 1), &key).unwrap()
+    };
     let cases = [
         (pair.refresh_token.clone(), VerifyError::WrongType),
         (tampered, VerifyError::BadSignature),
         (hs256, VerifyError::BadSignature),
         (forge(t, 0, "typ", json!("JWT")), VerifyError::WrongType),
+        (
+            forge(t, 1, "type", json!("refresh")),
+            VerifyError::WrongType,
+        ),
         (
             forge(t, 1, "iss", json!("http://evil")),
             VerifyError::WrongIssuer,
@@ -374,6 +392,9 @@ async fn the_verifier_refuses_what_keymint_would_refuse() {
     for (token, want) in cases {
         assert_eq!(v.verify(&token).await.err(), Some(want.clone()), "{want:?}");
     }
+    // Headers that name other keys are ignored: the JWKS URL configured is the only source.
+    let jku = forge(t, 0, "jku", json!("http://127.0.0.1:9/evil.json"));
+    assert!(v.verify(&jku).await.is_ok());
     // alg "none" with the signature dropped.
     let none = forge(t, 0, "alg", json!("none"));
     let none = format!("{}.", none.rsplit_once('.').unwrap().0);
@@ -405,12 +426,12 @@ async fn the_verifier_refuses_what_keymint_would_refuse() {
         Some(VerifyError::WrongAudience)
     );
     let stats = v.stats();
-    assert_eq!(stats.verified, 1);
-    assert_eq!(stats.rejected_for("wrong_type"), 2);
+    assert_eq!(stats.verified, 2);
+    assert_eq!(stats.rejected_for("wrong_type"), 3);
     assert!(
         stats
             .prometheus()
-            .contains("keymint_verify_tokens_total{outcome=\"ok\"} 1")
+            .contains("keymint_verify_tokens_total{outcome=\"ok\"} 2\n")
     );
     s.stop().await;
 }
@@ -427,6 +448,16 @@ async fn get_as(url: &str, token: Option<String>) -> (StatusCode, Option<String>
         .get("www-authenticate")
         .map(|v| v.to_str().unwrap().to_owned());
     (r.status(), challenge, r.text().await.unwrap())
+}
+
+/// A child process killed however the test ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// The example binary `cargo test --workspace` builds beside this test binary.
@@ -448,9 +479,8 @@ fn example_binary() -> std::path::PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_example_refuses_a_logout_within_two_seconds() {
-    use std::io::BufRead;
     let (_site, s, _admin, client) = issuer(&[]).await;
-    let mut child = std::process::Command::new(example_binary())
+    let child = std::process::Command::new(example_binary())
         .env("BIND", "127.0.0.1:0")
         .env("KEYMINT_ISSUER", &s.base)
         .env("KEYMINT_CLIENT_ID", &client.0)
@@ -459,14 +489,26 @@ async fn the_example_refuses_a_logout_within_two_seconds() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let mut example = KillOnDrop(child);
+    let stdout = example.0.stdout.take().unwrap();
+    let line = tokio::time::timeout(
+        Duration::from_secs(20),
+        tokio::task::spawn_blocking(move || {
+            use std::io::BufRead;
+            let mut line = String::new();
+            std::io::BufReader::new(stdout)
+                .read_line(&mut line)
+                .map(|_| line)
+        }),
+    )
+    .await
+    .expect("the example printed no address within 20 s")
+    .unwrap()
+    .unwrap();
     let addr = line
         .trim()
         .strip_prefix("listening on ")
-        .unwrap()
+        .unwrap_or_else(|| panic!("the example printed {line:?}, not its address"))
         .to_owned();
     let hello = format!("http://{addr}/hello");
     let call = |token: Option<String>| {
@@ -536,8 +578,7 @@ async fn the_example_refuses_a_logout_within_two_seconds() {
         delays[delays.len() - 1],
         delays.len()
     );
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(example);
     s.stop().await;
 }
 
@@ -584,4 +625,65 @@ async fn the_layer_puts_claims_into_requests_and_answers_refusals() {
     assert!(challenge.unwrap().contains("invalid_token"));
     assert!(body.contains("invalid_token"), "{body}");
     s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_kind_of_revocation_reaches_the_verifier_and_failing_open_keeps_them() {
+    let (_site, s, admin, client) = issuer(&[]).await;
+    let verifier = |fail_open: bool| {
+        Verifier::builder(&s.base)
+            .follow_revocations(&client.0, &client.1)
+            .revocation_poll(Duration::from_millis(100))
+            .revocation_max_stale(Duration::from_millis(500))
+            .fail_open(fail_open)
+            .build()
+    };
+    let v = verifier(true).await.unwrap();
+    let refused = |v: Verifier, token: String| async move {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            match v.verify(&token).await {
+                Err(e) => return e,
+                Ok(_) => assert!(Instant::now() < deadline, "still accepted after 3 s"),
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    // A session ended by an admin (`sid` rows only: the jti was never revoked).
+    let u = s.user("u", "u-password", &[]).await;
+    let t = s.login("u", "u-password").await.access_token;
+    assert!(v.verify(&t).await.is_ok());
+    let r = s
+        .http
+        .post(s.url(&format!("/admin/users/{}/revoke-sessions", u.id)))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    assert_eq!(refused(v.clone(), t.clone()).await, VerifyError::Revoked);
+    // A deleted client (`client` rows): its tokens die with it.
+    let (gone_id, gone_secret) =
+        make_client(&s, &admin, &["client_credentials"], &["api"], None).await;
+    let ct = client_token(&s, &(gone_id.clone(), gone_secret)).await;
+    assert!(v.verify(&ct).await.is_ok());
+    let r = s
+        .http
+        .delete(s.url(&format!("/admin/clients/{gone_id}")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(refused(v.clone(), ct.clone()).await, VerifyError::Revoked);
+
+    // keymint away past the feed's bound: failing open accepts what it cannot check, never
+    // what it knows to be revoked.
+    let live = client_token(&s, &client).await;
+    s.stop().await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(v.stats().revocations_age.unwrap() > Duration::from_millis(500));
+    assert!(v.verify(&live).await.is_ok());
+    assert_eq!(v.verify(&t).await.err(), Some(VerifyError::Revoked));
+    assert_eq!(v.verify(&ct).await.err(), Some(VerifyError::Revoked));
 }
