@@ -175,9 +175,14 @@ async fn read_postgres(
         .all(&txn)
         .await?;
     txn.commit().await?;
-    let (pos, id) = match rows.last() {
-        Some(last) => (last.txid.unwrap_or(0), last.id),
-        None => (after.pos, after.id),
+    let before = (after.pos, after.id);
+    let (pos, id) = match rows.last().map(|r| (r.txid.unwrap_or(0), r.id)) {
+        // A full page may end among the named transactions, below the old position: the
+        // position moves back (rows after it are read again), so paging always progresses.
+        Some(last) if rows.len() as u64 == limit => last,
+        // A short page read everything unseen: the position only moves forward.
+        Some(last) => last.max(before),
+        None => before,
     };
     Ok(Page {
         entries: entries(rows),

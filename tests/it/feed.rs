@@ -230,6 +230,20 @@ async fn postgres_late_commits_are_never_skipped() {
         "the late commit is read after it commits"
     );
 
+    // One transaction's rows (one txid) spread over pages: the id orders them.
+    let t = db.begin().await.unwrap();
+    for i in 0..10 {
+        Denylist::insert(&t, Kind::Jti, &format!("span-{i}"), now + 600, "test", now)
+            .await
+            .unwrap();
+    }
+    t.commit().await.unwrap();
+    let (seen, next) = follow(&s, (&id, &secret), Some(cursor), 3).await;
+    let names: Vec<String> = seen.into_iter().map(|(_, v)| v).collect();
+    let want: Vec<String> = (0..10).map(|i| format!("span-{i}")).collect();
+    assert_eq!(names, want);
+    cursor = next;
+
     // Then at random: 8 writers × 25 rows, each transaction held open 0–40 ms.
     let writers: Vec<_> = (0..8)
         .map(|w| {
