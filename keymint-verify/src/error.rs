@@ -104,21 +104,6 @@ impl fmt::Display for VerifyError {
 
 impl std::error::Error for VerifyError {}
 
-/// Map jsonwebtoken's failures onto ours.
-pub(crate) fn from_jwt(e: jsonwebtoken::errors::Error) -> VerifyError {
-    use jsonwebtoken::errors::ErrorKind as K;
-    match e.kind() {
-        K::ExpiredSignature => VerifyError::Expired,
-        K::ImmatureSignature => VerifyError::NotYetValid,
-        K::InvalidIssuer => VerifyError::WrongIssuer,
-        K::InvalidAudience => VerifyError::WrongAudience,
-        K::InvalidSignature | K::InvalidAlgorithm | K::InvalidAlgorithmName => {
-            VerifyError::BadSignature
-        }
-        _ => VerifyError::Malformed,
-    }
-}
-
 /// Why [`crate::Builder::build`] failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
