@@ -44,12 +44,10 @@ impl std::fmt::Debug for Pkcs11Config {
     }
 }
 
-/// Signing sessions: one per core, so that at most that many signs run at once. More would
-/// only contend for the cores (SoftHSM2 signs in parallel, each at full CPU cost) and open
-/// and close sessions per request; callers beyond it wait for a session.
-fn pool_size() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get().max(2))
-}
+/// Signing sessions, opened as needed up to this many; callers beyond it wait for one. Enough
+/// to keep a network HSM busy across its round trips, few enough that no session is opened
+/// and closed per request and a software token's signs do not pile up on the cores.
+const POOL_SIZE: usize = 16;
 
 #[derive(Default)]
 struct Pool {
@@ -67,7 +65,6 @@ pub struct Hsm {
     admin: Mutex<Session>,
     pool: Mutex<Pool>,
     returned: Condvar,
-    pool_size: usize,
 }
 
 impl std::fmt::Debug for Hsm {
@@ -178,7 +175,6 @@ impl Hsm {
             admin: Mutex::new(admin),
             pool: Mutex::new(Pool::default()),
             returned: Condvar::new(),
-            pool_size: pool_size(),
         })
     }
 
@@ -258,7 +254,7 @@ impl Hsm {
         Ok(found.len())
     }
 
-    /// A signing session: an idle one, a new one while fewer than `pool_size` are open, or
+    /// A signing session: an idle one, a new one while fewer than `POOL_SIZE` are open, or
     /// else the next one returned.
     fn checkout(&self) -> Result<Session, String> {
         let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
@@ -266,7 +262,7 @@ impl Hsm {
             if let Some(s) = pool.idle.pop() {
                 return Ok(s);
             }
-            if pool.open < self.pool_size {
+            if pool.open < POOL_SIZE {
                 pool.open += 1;
                 drop(pool);
                 let opened = self
