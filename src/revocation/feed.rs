@@ -115,8 +115,7 @@ async fn read_in_id_order(
 ) -> Result<Page> {
     let rows = Revocations::find()
         .filter(R::Id.gt(after.id))
-        .filter(R::Kind.is_in(Kind::ALL.map(Kind::as_str)))
-        .filter(R::ExpiresAt.gt(now))
+        .filter(listed(now))
         .order_by_asc(R::Id)
         .limit(limit)
         .all(db)
@@ -167,8 +166,7 @@ async fn read_postgres(
     }
     let rows = Revocations::find()
         .filter(unseen)
-        .filter(R::Kind.is_in(Kind::ALL.map(Kind::as_str)))
-        .filter(R::ExpiresAt.gt(now))
+        .filter(listed(now))
         .order_by_asc(R::Txid)
         .order_by_asc(R::Id)
         .limit(limit)
@@ -212,6 +210,14 @@ fn next_cursor(pos: i64, id: i64, mut running: Vec<i64>) -> Cursor {
             pending: running,
         },
     }
+}
+
+/// Rows the feed lists: of a known kind (filtered here, so that a short page always means
+/// caught up) and still covering a live token.
+fn listed(now: i64) -> Condition {
+    Condition::all()
+        .add(R::Kind.is_in(Kind::ALL.map(Kind::as_str)))
+        .add(R::ExpiresAt.gt(now))
 }
 
 /// The in-progress transaction ids of a `pg_current_snapshot()` text (`xmin:xmax:xip,...`).

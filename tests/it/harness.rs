@@ -672,3 +672,21 @@ pub fn forge(token: &str, part: usize, key: &str, value: Value) -> String {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sig)
     )
 }
+
+/// POST `path` as the admin, asserting 200.
+pub async fn admin_post(s: &Server, bearer: &str, path: &str) {
+    let r = s.http.post(s.url(path)).bearer_auth(bearer).send();
+    let r = r.await.unwrap();
+    let status = r.status();
+    assert_eq!(status, 200, "{path}: {}", r.text().await.unwrap());
+}
+
+/// `token` with one character of its signature changed.
+pub fn tamper(token: &str) -> String {
+    let (signed, sig) = token.rsplit_once('.').unwrap();
+    // Not the last character: its low bits may be padding that decodes the same.
+    let mut sig = sig.to_string();
+    let flipped = if sig.as_bytes()[10] == b'A' { "B" } else { "A" };
+    sig.replace_range(10..11, flipped);
+    format!("{signed}.{sig}")
+}

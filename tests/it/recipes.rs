@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::harness::{Backend, Server, Site, forge, kid, python, root};
+use crate::harness::{Backend, Server, Site, admin_post, forge, kid, python, root, tamper};
 
 /// keymint's JWKS `max-age` here, and the verifiers' cache lifetime: no longer, as the
 /// document asks. Short, so that a revoked key is seen to leave the caches.
@@ -126,14 +126,6 @@ async fn survives_rotation_and_revocation(recipe: &str, node_modules: Option<Pat
     }
     drop(v);
     s.stop().await;
-}
-
-/// POST `path` as the admin, asserting 200.
-async fn admin_post(s: &Server, bearer: &str, path: &str) {
-    let r = s.http.post(s.url(path)).bearer_auth(bearer).send();
-    let r = r.await.unwrap();
-    let status = r.status();
-    assert_eq!(status, 200, "{path}: {}", r.text().await.unwrap());
 }
 
 #[test]
@@ -353,14 +345,4 @@ fn pinned_node_packages() -> Vec<(String, String)> {
 
 fn now() -> i64 {
     keymint::clock::system_now()
-}
-
-/// `token` with one character of its signature changed.
-fn tamper(token: &str) -> String {
-    let (signed, sig) = token.rsplit_once('.').unwrap();
-    // Not the last character: its low bits may be padding that decodes the same.
-    let mut sig = sig.to_string();
-    let flipped = if sig.as_bytes()[10] == b'A' { "B" } else { "A" };
-    sig.replace_range(10..11, flipped);
-    format!("{signed}.{sig}")
 }
