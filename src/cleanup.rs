@@ -12,7 +12,8 @@ use serde_json::json;
 
 use crate::audit::{self, Event};
 use crate::db::entities::{
-    audit_events, login_limits, refresh_families, refresh_tokens, revocations, signing_keys,
+    audit_events, auth_codes, login_limits, refresh_families, refresh_tokens, revocations,
+    signing_keys, sso_sessions,
 };
 use crate::error::Result;
 use crate::state::App;
@@ -35,6 +36,8 @@ pub struct CleanupReport {
     pub audit_events: u64,
     /// Expired login-throttling state.
     pub login_limits: u64,
+    /// Expired SSO sessions and authorization codes.
+    pub browser: u64,
     pub duration_ms: u64,
 }
 
@@ -129,6 +132,20 @@ pub async fn run(app: &App, now: i64) -> Result<CleanupReport> {
             Condition::all().add(login_limits::Column::ExpiresAt.lt(now)),
         )
         .await?,
+        browser: delete_batched::<sso_sessions::Entity>(
+            db,
+            sso_sessions::Column::Id,
+            Condition::all().add(sso_sessions::Column::ExpiresAt.lte(now)),
+        )
+        .await?
+            // Spent codes stay 10 minutes past expiry, so a late second use still revokes
+            // what the first one issued.
+            + delete_batched::<auth_codes::Entity>(
+                db,
+                auth_codes::Column::CodeHash,
+                Condition::all().add(auth_codes::Column::ExpiresAt.lte(now - 600)),
+            )
+            .await?,
         duration_ms: 0,
     };
     if r.keys > 0 {
@@ -141,7 +158,8 @@ pub async fn run(app: &App, now: i64) -> Result<CleanupReport> {
             + r.refresh_families
             + r.keys
             + r.audit_events
-            + r.login_limits,
+            + r.login_limits
+            + r.browser,
         r.duration_ms,
     );
     tracing::info!(?r, "cleanup pass done");

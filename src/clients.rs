@@ -14,7 +14,16 @@ use crate::db::entities::clients::{self, Column as C, Entity as Clients};
 use crate::error::{Error, Result};
 
 /// The grant types a client may be allowed.
-pub const GRANT_TYPES: [&str; 3] = ["password", "refresh_token", "client_credentials"];
+pub const GRANT_TYPES: [&str; 4] = [
+    "password",
+    "refresh_token",
+    "client_credentials",
+    "authorization_code",
+];
+
+/// The grants a public client (no secret) may use: anything else would let whoever knows
+/// its id act as it.
+pub const PUBLIC_GRANT_TYPES: [&str; 2] = ["authorization_code", "refresh_token"];
 
 /// A client as the API shows it: never the secret or its digest.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -27,6 +36,14 @@ pub struct Client {
     pub audience: Option<String>,
     /// Unix seconds.
     pub created_at: i64,
+    /// Where `/oauth/authorize` may send the browser back (exact match).
+    pub redirect_uris: Vec<String>,
+    /// Where `/oauth/logout` may send the browser after signing out (exact match).
+    pub post_logout_redirect_uris: Vec<String>,
+    /// No secret: token endpoint authentication `none`.
+    pub public: bool,
+    /// Ask each user's consent once per scope set.
+    pub consent: bool,
 }
 
 impl Client {
@@ -38,6 +55,11 @@ impl Client {
             scopes: serde_json::from_str(&r.scopes).unwrap_or_default(),
             audience: r.audience.clone(),
             created_at: r.created_at,
+            redirect_uris: serde_json::from_str(&r.redirect_uris).unwrap_or_default(),
+            post_logout_redirect_uris: serde_json::from_str(&r.post_logout_redirect_uris)
+                .unwrap_or_default(),
+            public: r.public,
+            consent: r.consent,
         }
     }
 
@@ -47,7 +69,7 @@ impl Client {
 }
 
 /// What to create.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewClient {
     pub name: String,
@@ -56,6 +78,36 @@ pub struct NewClient {
     pub scopes: Vec<String>,
     #[serde(default)]
     pub audience: Option<String>,
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
+    #[serde(default)]
+    pub public: bool,
+    #[serde(default)]
+    pub consent: bool,
+}
+
+/// A redirect URI a client may register: absolute, no fragment, no userinfo; `https`, or
+/// `http` only on a loopback host (RFC 8252 section 7.3), or a private-use scheme with a dot
+/// (RFC 8252 section 7.1, e.g. `com.example.app:/cb`). At most 2,000 bytes.
+pub fn valid_redirect_uri(uri: &str) -> bool {
+    let Ok(u) = url::Url::parse(uri) else {
+        return false;
+    };
+    if uri.len() > 2000
+        || u.fragment().is_some()
+        || !u.username().is_empty()
+        || u.password().is_some()
+    {
+        return false;
+    }
+    match u.scheme() {
+        "https" => u.host().is_some(),
+        "http" => matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]")),
+        "javascript" | "data" | "file" | "vbscript" | "blob" | "about" => false,
+        other => other.contains('.'),
+    }
 }
 
 /// A scope token per RFC 6749 section 3.3 (printable ASCII except space, `"` and `\`).
@@ -88,6 +140,32 @@ fn validate(n: &NewClient) -> Result<(), String> {
     {
         return Err("audience must be 1-256 characters".into());
     }
+    for (field, uris) in [
+        ("redirect_uris", &n.redirect_uris),
+        ("post_logout_redirect_uris", &n.post_logout_redirect_uris),
+    ] {
+        if uris.len() > 16 {
+            return Err(format!("{field}: at most 16"));
+        }
+        if let Some(bad) = uris.iter().find(|u| !valid_redirect_uri(u)) {
+            return Err(format!(
+                "{field}: {bad:?} is not an absolute https URI (http only on a loopback host) without a fragment"
+            ));
+        }
+    }
+    let wants_code = n.grant_types.iter().any(|g| g == "authorization_code");
+    if wants_code && n.redirect_uris.is_empty() {
+        return Err("the authorization_code grant needs at least one redirect URI".into());
+    }
+    if n.public
+        && n.grant_types
+            .iter()
+            .any(|g| !PUBLIC_GRANT_TYPES.contains(&g.as_str()))
+    {
+        return Err(format!(
+            "a public client may use only {PUBLIC_GRANT_TYPES:?}"
+        ));
+    }
     Ok(())
 }
 
@@ -116,12 +194,13 @@ impl ClientStore {
         Self { db, known }
     }
 
-    /// Create a client; returns it with its secret, which is never retrievable again.
-    pub async fn create(&self, n: &NewClient, now: i64) -> Result<(Client, String)> {
+    /// Create a client; returns it with its secret (none for a public client), which is
+    /// never retrievable again.
+    pub async fn create(&self, n: &NewClient, now: i64) -> Result<(Client, Option<String>)> {
         validate(n).map_err(Error::validation)?;
         let mut raw = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut raw);
-        let secret = B64.encode(raw);
+        let secret = (!n.public).then(|| B64.encode(raw));
         let dedup = |v: &[String]| {
             let mut out: Vec<String> = Vec::new();
             for x in v {
@@ -134,11 +213,16 @@ impl ClientStore {
         let row = clients::Model {
             client_id: format!("c_{}", uuid::Uuid::new_v4().simple()),
             name: n.name.trim().to_string(),
-            secret_hash: digest(&secret),
+            // A public client's empty digest matches no presented secret's.
+            secret_hash: secret.as_deref().map(digest).unwrap_or_default(),
             grant_types: dedup(&n.grant_types)?,
             scopes: dedup(&n.scopes)?,
             audience: n.audience.clone(),
             created_at: now,
+            redirect_uris: dedup(&n.redirect_uris)?,
+            post_logout_redirect_uris: dedup(&n.post_logout_redirect_uris)?,
+            public: n.public,
+            consent: n.consent,
         };
         Clients::insert(clients::ActiveModel::from(row.clone()))
             .exec_without_returning(&self.db)
@@ -175,9 +259,33 @@ impl ClientStore {
         Ok(gone)
     }
 
-    /// The client if `secret` is its secret. Unknown clients cost a digest comparison too.
+    /// The client if `secret` is its secret. Unknown clients cost a digest comparison too;
+    /// a public client never authenticates with a secret.
     pub async fn authenticate(&self, id: &str, secret: &str) -> Result<Option<Client>> {
-        let row = if id.len() <= 128 {
+        let row = self.row(id).await?;
+        let presented = digest(secret);
+        let stored = row
+            .as_ref()
+            .map(|r| r.secret_hash.clone())
+            .unwrap_or_else(|| digest("no such client"));
+        let ok: bool = presented.as_bytes().ct_eq(stored.as_bytes()).into();
+        Ok(row
+            .filter(|r| ok && !r.public)
+            .map(|r| Client::from_row(&r)))
+    }
+
+    /// The public client `id` (authentication method `none`), if it is one.
+    pub async fn public(&self, id: &str) -> Result<Option<Client>> {
+        Ok(self
+            .row(id)
+            .await?
+            .filter(|r| r.public)
+            .map(|r| Client::from_row(&r)))
+    }
+
+    /// The row of client `id`; during a database outage, the last one read (SPEC section 9).
+    async fn row(&self, id: &str) -> Result<Option<clients::Model>> {
+        Ok(if id.len() <= 128 {
             match Clients::find_by_id(id.to_string()).one(&self.db).await {
                 Ok(row) => {
                     match &row {
@@ -194,14 +302,7 @@ impl ClientStore {
             }
         } else {
             None
-        };
-        let presented = digest(secret);
-        let stored = row
-            .as_ref()
-            .map(|r| r.secret_hash.clone())
-            .unwrap_or_else(|| digest("no such client"));
-        let ok: bool = presented.as_bytes().ct_eq(stored.as_bytes()).into();
-        Ok(row.filter(|_| ok).map(|r| Client::from_row(&r)))
+        })
     }
 }
 
@@ -211,7 +312,7 @@ pub async fn create(
     app: &crate::state::App,
     actor: crate::audit::Actor<'_>,
     req: &NewClient,
-) -> Result<(Client, String)> {
+) -> Result<(Client, Option<String>)> {
     let now = app.now();
     let (client, secret) = app.clients.create(req, now).await?;
     crate::audit::record(
@@ -219,7 +320,7 @@ pub async fn create(
         crate::audit::Event::new("client.create", "ok")
             .actor(Some(actor.name()))
             .subject(Some(&client.client_id))
-            .detail(serde_json::json!({"name": client.name, "grant_types": client.grant_types, "scopes": client.scopes})),
+            .detail(serde_json::json!({"name": client.name, "grant_types": client.grant_types, "scopes": client.scopes, "redirect_uris": client.redirect_uris, "public": client.public})),
         now,
     )
     .await;
@@ -263,5 +364,21 @@ mod tests {
         assert!(!valid_scope_token("two words"));
         assert!(!valid_scope_token("quo\"te"));
         assert!(!valid_scope_token(""));
+    }
+
+    #[test]
+    fn redirect_uris() {
+        assert!(valid_redirect_uri("https://app.example/cb?x=1"));
+        assert!(valid_redirect_uri("http://127.0.0.1:8000/cb"));
+        assert!(valid_redirect_uri("http://localhost/cb"));
+        assert!(valid_redirect_uri("com.example.app:/cb"));
+        assert!(
+            !valid_redirect_uri("http://app.example/cb"),
+            "http off loopback"
+        );
+        assert!(!valid_redirect_uri("https://app.example/cb#frag"));
+        assert!(!valid_redirect_uri("https://user:pw@app.example/cb"));
+        assert!(!valid_redirect_uri("javascript:alert(1)"));
+        assert!(!valid_redirect_uri("/relative"));
     }
 }

@@ -43,6 +43,8 @@ error_codes! {
     ValidationError = "VALIDATION_ERROR",
     PayloadTooLarge = "PAYLOAD_TOO_LARGE",
     RateLimited = "RATE_LIMITED",
+    /// A cookie-authenticated request without the session's CSRF token or from a foreign origin.
+    CsrfFailed = "CSRF_FAILED",
     /// The request did not complete within `KEYMINT_REQUEST_TIMEOUT`.
     RequestTimeout = "REQUEST_TIMEOUT",
     ServiceUnavailable = "SERVICE_UNAVAILABLE",

@@ -20,6 +20,7 @@ pub mod login;
 pub mod metrics;
 pub mod net;
 pub mod oauth;
+pub mod oidc;
 pub mod openapi;
 pub mod ratelimit;
 pub mod revocation;

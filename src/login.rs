@@ -40,6 +40,7 @@ pub async fn sign_in(app: &App, req: SignIn<'_>) -> Result<TokenPair> {
             .and_then(|c| c.audience.clone())
             .unwrap_or_else(|| app.config.audience.clone()),
         scope: req.scope,
+        sso: None,
     };
     let pair = app.sessions.start(grant, now).await?;
     let a = &pair.access;
@@ -55,6 +56,30 @@ pub async fn sign_in(app: &App, req: SignIn<'_>) -> Result<TokenPair> {
     Ok(pair)
 }
 
+/// The hosted login page's sign-in: the same password check (throttling before hashing, one
+/// argon2, aggregated audit), then a browser (SSO) session instead of a token pair. Returns
+/// the session, its cookie secret and the user.
+pub async fn sign_in_browser(
+    app: &App,
+    username: &str,
+    password: &str,
+    addr: Option<&str>,
+) -> Result<(crate::oidc::sso::SsoSession, String, User)> {
+    let now = app.now();
+    let user = check_password(app, username, password, addr, now).await?;
+    let (session, secret) = crate::oidc::sso::create(app, &user.id, now).await?;
+    audit::record(
+        &app.db,
+        Event::new("login", "ok")
+            .subject(Some(&user.id))
+            .ip(addr)
+            .detail(json!({"sso": session.id, "via": "hosted login"})),
+        now,
+    )
+    .await;
+    Ok((session, secret, user))
+}
+
 /// Log out: revoke the presented access token and its session, and the session of
 /// `refresh_token` when it is the same user's; audited.
 pub async fn sign_out(app: &App, claims: &AccessClaims, refresh_token: Option<&str>) -> Result<()> {
@@ -66,6 +91,23 @@ pub async fn sign_out(app: &App, claims: &AccessClaims, refresh_token: Option<&s
             .actor(Some(&claims.sub))
             .subject(Some(&claims.sub))
             .detail(json!({"reason": "logout", "jti": claims.jti, "sid": claims.sid})),
+        now,
+    )
+    .await;
+    Ok(())
+}
+
+/// Log out a session known only by its refresh token (cookie mode, access cookie expired):
+/// revoke its family; audited.
+pub async fn sign_out_family(app: &App, sub: &str, family: &str) -> Result<()> {
+    let now = app.now();
+    app.sessions.revoke_family(family, "logout", now).await?;
+    audit::record(
+        &app.db,
+        Event::new("token.revoke", "ok")
+            .actor(Some(sub))
+            .subject(Some(sub))
+            .detail(json!({"reason": "logout", "sid": family})),
         now,
     )
     .await;

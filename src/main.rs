@@ -1,6 +1,5 @@
 //! The `keymint` command: a thin clap layer over the library.
 
-use std::io::BufRead;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -9,6 +8,9 @@ use clap::{Parser, Subcommand};
 use keymint::config::Config;
 use keymint::keys::Purpose;
 use keymint::state::{App, StartError};
+
+mod cli;
+use cli::{ClientsCmd, UsersCmd, clients, users};
 
 #[derive(Parser)]
 #[command(name = "keymint", version, about = "An RS256 identity provider", after_help = keymint::config::help())]
@@ -66,63 +68,6 @@ enum KeysCmd {
     },
 }
 
-#[derive(Subcommand)]
-enum ClientsCmd {
-    /// Register a client; prints its secret once.
-    Create {
-        /// A human-readable name.
-        #[arg(long)]
-        name: String,
-        /// Allowed grant type (repeatable): password, refresh_token, client_credentials.
-        #[arg(long = "grant", required = true)]
-        grant_types: Vec<String>,
-        /// Allowed scope (repeatable).
-        #[arg(long = "scope")]
-        scopes: Vec<String>,
-        /// `aud` of its access tokens (default: KEYMINT_AUDIENCE).
-        #[arg(long)]
-        audience: Option<String>,
-    },
-    /// List clients (never their secrets).
-    List,
-    /// Delete a client and revoke its tokens.
-    Delete { client_id: String },
-}
-
-#[derive(Subcommand)]
-enum UsersCmd {
-    /// Create a user; the password is read from standard input.
-    Create {
-        username: String,
-        /// A role (repeatable), e.g. --role admin.
-        #[arg(long = "role")]
-        roles: Vec<String>,
-        /// Read the password from the first line of standard input (required: passwords
-        /// never go on the command line).
-        #[arg(long)]
-        password_stdin: bool,
-    },
-    /// List users.
-    List,
-    /// Replace a user's roles.
-    SetRoles {
-        username: String,
-        #[arg(long = "role")]
-        roles: Vec<String>,
-    },
-    /// Disable a user and end their sessions (never the last enabled admin).
-    Disable { username: String },
-    /// Enable a disabled user.
-    Enable { username: String },
-    /// Set a user's password (read from standard input) and end their sessions.
-    SetPassword {
-        username: String,
-        /// Read the password from the first line of standard input (required).
-        #[arg(long)]
-        password_stdin: bool,
-    },
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let config = match Config::load(cli.config.as_deref()) {
@@ -156,11 +101,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn other(e: impl std::fmt::Display) -> StartError {
+pub(crate) fn other(e: impl std::fmt::Display) -> StartError {
     StartError::Other(e.to_string())
 }
 
-fn print_json(v: &impl serde::Serialize) -> Result<(), StartError> {
+pub(crate) fn print_json(v: &impl serde::Serialize) -> Result<(), StartError> {
     println!("{}", serde_json::to_string_pretty(v).map_err(other)?);
     Ok(())
 }
@@ -270,120 +215,6 @@ async fn keys(cmd: KeysCmd, app: App) -> Result<(), StartError> {
             } else {
                 print_json(&jwk)
             }
-        }
-    }
-}
-
-async fn users(cmd: UsersCmd, app: App) -> Result<(), StartError> {
-    use keymint::audit::Actor::Cli;
-    use keymint::users::{self, UserChange};
-    // The same use cases as the admin API, so both doors apply the same rules.
-    let fail = |e: keymint::error::Error| other(e.message);
-    let id_of = |name: String| {
-        let app = &app;
-        async move { users::by_name(app, &name).await.map(|u| u.id).map_err(fail) }
-    };
-    let change = |id: String, change: UserChange| {
-        let app = &app;
-        async move {
-            let (user, _) = users::update(app, Cli, &id, change).await.map_err(fail)?;
-            print_json(&user)
-        }
-    };
-    match cmd {
-        UsersCmd::Create {
-            username,
-            roles,
-            password_stdin,
-        } => {
-            let password = read_password(password_stdin)?;
-            let user = users::create(&app, Cli, &username, &password, &roles)
-                .await
-                .map_err(fail)?;
-            print_json(&user)
-        }
-        UsersCmd::List => print_json(&app.users.list().await.map_err(other)?),
-        UsersCmd::SetRoles { username, roles } => {
-            let roles = Some(roles);
-            let c = UserChange {
-                roles,
-                ..Default::default()
-            };
-            change(id_of(username).await?, c).await
-        }
-        UsersCmd::Disable { username } => {
-            let c = UserChange {
-                disabled: Some(true),
-                ..Default::default()
-            };
-            change(id_of(username).await?, c).await
-        }
-        UsersCmd::Enable { username } => {
-            let c = UserChange {
-                disabled: Some(false),
-                ..Default::default()
-            };
-            change(id_of(username).await?, c).await
-        }
-        UsersCmd::SetPassword {
-            username,
-            password_stdin,
-        } => {
-            let password = Some(read_password(password_stdin)?);
-            let c = UserChange {
-                password,
-                ..Default::default()
-            };
-            change(id_of(username).await?, c).await
-        }
-    }
-}
-
-/// The first line of standard input, without its line ending (`--password-stdin` is required:
-/// passwords never go on the command line).
-fn read_password(password_stdin: bool) -> Result<String, StartError> {
-    if !password_stdin {
-        return Err(other(
-            "pass --password-stdin and the password on standard input",
-        ));
-    }
-    let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .map_err(other)?;
-    Ok(line.trim_end_matches(['\n', '\r']).to_string())
-}
-
-async fn clients(cmd: ClientsCmd, app: App) -> Result<(), StartError> {
-    use keymint::audit::Actor::Cli;
-    match cmd {
-        ClientsCmd::Create {
-            name,
-            grant_types,
-            scopes,
-            audience,
-        } => {
-            let req = keymint::clients::NewClient {
-                name,
-                grant_types,
-                scopes,
-                audience,
-            };
-            let (client, secret) = keymint::clients::create(&app, Cli, &req)
-                .await
-                .map_err(|e| other(e.message))?;
-            let mut v = serde_json::to_value(&client).map_err(other)?;
-            v["client_secret"] = serde_json::Value::String(secret);
-            print_json(&v)
-        }
-        ClientsCmd::List => print_json(&app.clients.list().await.map_err(other)?),
-        ClientsCmd::Delete { client_id } => {
-            keymint::clients::delete(&app, Cli, &client_id)
-                .await
-                .map_err(|e| other(e.message))?;
-            eprintln!("deleted {client_id}");
-            Ok(())
         }
     }
 }

@@ -13,6 +13,8 @@ use utoipa::{Modify, OpenApi};
         (name = "discovery", description = "JWKS and provider metadata"),
         (name = "auth", description = "Log in, refresh, log out, who am I"),
         (name = "oauth", description = "OAuth 2.0 token, revocation and introspection endpoints (form bodies, RFC 6749 errors)"),
+        (name = "openid connect", description = "OpenID Connect: authorization (code flow with PKCE), consent, userinfo, RP-initiated logout"),
+        (name = "browser", description = "The hosted sign-in page (HTML)"),
         (name = "admin keys", description = "Signing keys: list, rotate, revoke (admin role)"),
         (name = "admin users", description = "Users and their sessions (admin role)"),
         (name = "admin clients", description = "OAuth clients (admin role)"),

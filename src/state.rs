@@ -34,6 +34,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// Repeated audit events (refused logins) waiting for the next flush.
     pub repeats: crate::audit::Repeats,
+    /// The key of browser CSRF tokens (derived from the KEK).
+    pub browser: crate::oidc::BrowserKey,
 }
 
 /// What an `App` is built with besides its configuration. Production uses the defaults.
@@ -101,6 +103,7 @@ impl App {
                 config.keys_dir.display()
             );
         }
+        let browser = crate::oidc::BrowserKey::new(kek.derive("keymint browser csrf v1"));
         let secs = |d: std::time::Duration| d.as_secs() as i64;
         let policy = KeyPolicy {
             bits: config.key_bits,
@@ -159,6 +162,7 @@ impl App {
             limiter,
             metrics,
             repeats: Default::default(),
+            browser,
         })
     }
 
@@ -231,9 +235,18 @@ impl App {
     /// Verify a bearer access token for keymint's own API: signature, claims, audience,
     /// and the denylist.
     pub fn authenticate(&self, token: &str, now: i64) -> Result<AccessClaims> {
+        self.verify_bearer(token, Some(&self.config.audience), now)
+    }
+
+    /// `authenticate`, for any audience keymint issued to (userinfo serves every client).
+    pub fn authenticate_any_audience(&self, token: &str, now: i64) -> Result<AccessClaims> {
+        self.verify_bearer(token, None, now)
+    }
+
+    fn verify_bearer(&self, token: &str, audience: Option<&str>, now: i64) -> Result<AccessClaims> {
         let claims = self
             .tokens
-            .verify_access(&self.keys.ring(), token, Some(&self.config.audience), now)
+            .verify_access(&self.keys.ring(), token, audience, now)
             .map_err(|r| {
                 self.metrics.verify_failed(r);
                 match r {
@@ -262,6 +275,11 @@ impl App {
     /// once (within the 1 s user cache on other instances).
     pub async fn admin(&self, token: &str, now: i64) -> Result<AccessClaims> {
         let claims = self.authenticate(token, now)?;
+        self.require_admin(claims).await
+    }
+
+    /// The admin rules over claims already verified: first-party, an enabled admin now.
+    pub async fn require_admin(&self, claims: AccessClaims) -> Result<AccessClaims> {
         if claims.client_id.is_some() {
             // A token minted for an OAuth client never carries admin power (SPEC section 4):
             // the admin who signed in to a third-party app did not hand it /admin.

@@ -137,13 +137,25 @@ impl Tokens {
         purpose: Purpose,
         claims: &C,
     ) -> Result<String, String> {
-        let signer = ring
-            .signer(purpose)
-            .ok_or_else(|| format!("no active {} key", purpose.as_str()))?;
         let typ = match purpose {
             Purpose::Access => ACCESS_TYP,
             Purpose::Refresh => REFRESH_TYP,
         };
+        self.sign_typed(ring, purpose, typ, claims)
+    }
+
+    /// Sign a JWT with the active key of `purpose` and header `typ` (ID tokens: an access
+    /// key, `typ: JWT`, which no access-token check accepts).
+    pub fn sign_typed<C: Serialize>(
+        &self,
+        ring: &KeyRing,
+        purpose: Purpose,
+        typ: &str,
+        claims: &C,
+    ) -> Result<String, String> {
+        let signer = ring
+            .signer(purpose)
+            .ok_or_else(|| format!("no active {} key", purpose.as_str()))?;
         let header = serde_json::to_vec(&JwsHeader {
             alg: "RS256",
             typ,
@@ -190,7 +202,7 @@ impl Tokens {
         now: i64,
     ) -> Result<AccessClaims, Rejection> {
         let v = validation(&self.issuer, audience);
-        let c: AccessClaims = self.verify(ring, token, Purpose::Access, &v, now)?;
+        let c: AccessClaims = self.verify(ring, token, Purpose::Access, access_typ, &v, now)?;
         if c.token_type != "access" {
             return Err(Rejection::WrongType);
         }
@@ -205,8 +217,14 @@ impl Tokens {
         token: &str,
         now: i64,
     ) -> Result<RefreshClaims, Rejection> {
-        let c: RefreshClaims =
-            self.verify(ring, token, Purpose::Refresh, &self.refresh_validation, now)?;
+        let c: RefreshClaims = self.verify(
+            ring,
+            token,
+            Purpose::Refresh,
+            |t| t == REFRESH_TYP,
+            &self.refresh_validation,
+            now,
+        )?;
         if c.token_type != "refresh" {
             return Err(Rejection::WrongType);
         }
@@ -224,11 +242,14 @@ impl Tokens {
         Ok(())
     }
 
-    fn verify<C: DeserializeOwned>(
+    /// Verify signature, header and `validation` claims of a JWT signed by a key of
+    /// `purpose` whose header `typ` passes `typ_ok`.
+    pub(crate) fn verify<C: DeserializeOwned>(
         &self,
         ring: &KeyRing,
         token: &str,
         purpose: Purpose,
+        typ_ok: fn(&str) -> bool,
         validation: &Validation,
         now: i64,
     ) -> Result<C, Rejection> {
@@ -240,14 +261,7 @@ impl Tokens {
         if header.alg != Algorithm::RS256 {
             return Err(Rejection::Algorithm);
         }
-        let typ_ok = match (purpose, header.typ.as_deref()) {
-            (Purpose::Access, Some(t)) => {
-                t.eq_ignore_ascii_case(ACCESS_TYP) || t.eq_ignore_ascii_case("application/at+jwt")
-            }
-            (Purpose::Refresh, Some(t)) => t == REFRESH_TYP,
-            (_, None) => false,
-        };
-        if !typ_ok {
+        if !header.typ.as_deref().is_some_and(typ_ok) {
             return Err(Rejection::WrongType);
         }
         let kid = header.kid.as_deref().ok_or(Rejection::UnknownKid)?;
@@ -268,6 +282,10 @@ impl Tokens {
                 }
             })
     }
+}
+
+fn access_typ(t: &str) -> bool {
+    t.eq_ignore_ascii_case(ACCESS_TYP) || t.eq_ignore_ascii_case("application/at+jwt")
 }
 
 fn validation(issuer: &str, audience: Option<&str>) -> Validation {

@@ -8,6 +8,7 @@ mod m0002_abuse;
 mod m0003_signer_backend;
 mod m0004_revocation_positions;
 mod m0005_revocation_feed_index;
+mod m0006_oidc;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0003_signer_backend::Migration),
             Box::new(m0004_revocation_positions::Migration),
             Box::new(m0005_revocation_feed_index::Migration),
+            Box::new(m0006_oidc::Migration),
         ]
     }
 }

@@ -11,7 +11,7 @@ mod settings;
 
 pub use docs::{example_toml, help};
 pub use parse::{cron_schedule, format_duration, parse_duration};
-pub use settings::{SETTINGS, Setting};
+pub use settings::SETTINGS;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -53,6 +53,10 @@ pub struct Config {
     pub key_bits: usize,
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
+    /// Lifetime of OpenID Connect ID tokens.
+    pub id_token_ttl: Duration,
+    /// Lifetime of a browser sign-in (`km_sso`).
+    pub sso_ttl: Duration,
     pub rotation_cron: String,
     pub cleanup_cron: String,
     pub jwks_max_age: Duration,
@@ -112,6 +116,8 @@ impl fmt::Debug for Config {
             .field("key_bits", &self.key_bits)
             .field("access_ttl", &self.access_ttl)
             .field("refresh_ttl", &self.refresh_ttl)
+            .field("id_token_ttl", &self.id_token_ttl)
+            .field("sso_ttl", &self.sso_ttl)
             .field("rotation_cron", &self.rotation_cron)
             .field("cleanup_cron", &self.cleanup_cron)
             .field("jwks_max_age", &self.jwks_max_age)
@@ -156,6 +162,25 @@ pub fn redact_url(url: &str) -> String {
             }
         }
         _ => url.to_string(),
+    }
+}
+
+/// One setting.
+pub struct Setting {
+    /// The TOML key; the environment variable is `KEYMINT_` + the key in upper case.
+    pub key: &'static str,
+    /// The default, parsed like any value; `None` when absent or derived (see `help`).
+    pub default: Option<&'static str>,
+    /// One line for `--help` and the example file.
+    pub help: &'static str,
+    /// Parse `value` (from the source `name`) into the configuration.
+    pub apply: fn(&mut Config, &str, &str) -> Result<(), ConfigError>,
+}
+
+impl Setting {
+    /// The environment variable.
+    pub fn var(&self) -> String {
+        format!("KEYMINT_{}", self.key.to_uppercase())
     }
 }
 
@@ -275,6 +300,8 @@ impl Config {
             key_bits: 2048,
             access_ttl: Duration::ZERO,
             refresh_ttl: Duration::ZERO,
+            id_token_ttl: Duration::ZERO,
+            sso_ttl: Duration::ZERO,
             rotation_cron: String::new(),
             cleanup_cron: String::new(),
             jwks_max_age: Duration::ZERO,

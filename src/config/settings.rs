@@ -7,26 +7,7 @@ use std::time::Duration;
 use super::parse::{
     Applied, SEC, addr, count, dur, parse_cron, parse_issuer, parse_kek, parse_origins,
 };
-use super::{Config, ConfigError, LogFormat};
-
-/// One setting.
-pub struct Setting {
-    /// The TOML key; the environment variable is `KEYMINT_` + the key in upper case.
-    pub key: &'static str,
-    /// The default, parsed like any value; `None` when absent or derived (see `help`).
-    pub default: Option<&'static str>,
-    /// One line for `--help` and the example file.
-    pub help: &'static str,
-    /// Parse `value` (from the source `name`) into the configuration.
-    pub apply: fn(&mut Config, &str, &str) -> Result<(), ConfigError>,
-}
-
-impl Setting {
-    /// The environment variable.
-    pub fn var(&self) -> String {
-        format!("KEYMINT_{}", self.key.to_uppercase())
-    }
-}
+use super::{ConfigError, LogFormat, Setting};
 
 /// Every setting, in `--help` order.
 pub const SETTINGS: &[Setting] = &[
@@ -128,6 +109,24 @@ pub const SETTINGS: &[Setting] = &[
         help: "refresh token lifetime (at least the access token's)",
         apply: |c, n, v| -> Applied {
             c.refresh_ttl = dur(n, v, SEC)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "id_token_ttl",
+        default: Some("15m"),
+        help: "OpenID Connect ID token lifetime",
+        apply: |c, n, v| -> Applied {
+            c.id_token_ttl = dur(n, v, SEC)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "sso_ttl",
+        default: Some("12h"),
+        help: "lifetime of a browser sign-in at /login (the km_sso session)",
+        apply: |c, n, v| -> Applied {
+            c.sso_ttl = dur(n, v, SEC)?;
             Ok(())
         },
     },

@@ -23,6 +23,8 @@ pub mod users {
         pub disabled: bool,
         pub created_at: i64,
         pub updated_at: i64,
+        pub name: Option<String>,
+        pub email: Option<String>,
     }
     no_relations!();
 }
@@ -82,6 +84,8 @@ pub mod refresh_families {
         pub expires_at: i64,
         pub revoked_at: Option<i64>,
         pub revoked_reason: Option<String>,
+        /// The browser (SSO) session that started this family, if any.
+        pub sso_id: Option<String>,
     }
     no_relations!();
 }
@@ -142,6 +146,77 @@ pub mod clients {
         pub grant_types: String,
         pub scopes: String,
         pub audience: Option<String>,
+        pub created_at: i64,
+        /// JSON arrays of exact-match URIs.
+        pub redirect_uris: String,
+        pub post_logout_redirect_uris: String,
+        /// No secret: authentication method `none` (PKCE binds its codes).
+        pub public: bool,
+        pub consent: bool,
+    }
+    no_relations!();
+}
+
+pub mod sso_sessions {
+    use sea_orm::entity::prelude::*;
+
+    /// A browser sign-in (`km_sso`). The cookie holds a 256-bit secret stored only as its
+    /// SHA-256; `id` is the public name (the ID token's `sid`).
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "sso_sessions")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub secret_hash: String,
+        pub user_id: String,
+        pub auth_time: i64,
+        pub created_at: i64,
+        pub expires_at: i64,
+        pub ended_at: Option<i64>,
+    }
+    no_relations!();
+}
+
+pub mod auth_codes {
+    use sea_orm::entity::prelude::*;
+
+    /// An authorization code, stored as its SHA-256, with everything it is bound to.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "auth_codes")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub code_hash: String,
+        pub client_id: String,
+        pub redirect_uri: String,
+        pub code_challenge: String,
+        pub nonce: Option<String>,
+        pub scope: String,
+        pub user_id: String,
+        pub auth_time: i64,
+        pub sso_id: String,
+        pub created_at: i64,
+        pub expires_at: i64,
+        pub used_at: Option<i64>,
+        /// The refresh family the first use started (revoked if the code is used again).
+        pub family_id: Option<String>,
+        pub reused_at: Option<i64>,
+    }
+    no_relations!();
+}
+
+pub mod consents {
+    use sea_orm::entity::prelude::*;
+
+    /// A user's consent to a client for one exact scope set (space-joined, sorted).
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "consents")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub client_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub scope: String,
         pub created_at: i64,
     }
     no_relations!();

@@ -9,7 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::audit::Actor;
 use crate::error::Error;
 use crate::http::error::ErrorBody;
-use crate::http::extract::{ApiQuery, bearer_token, missing_token};
+use crate::http::extract::{ApiQuery, authenticate_request};
 use crate::http::schemas::{KeyInfoDoc, RotationResultDoc};
 use crate::keys::admin::{self as keys, RotationResult};
 use crate::keys::{KeyInfo, Purpose};
@@ -23,8 +23,13 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
-        let token = bearer_token(&parts.headers).ok_or_else(missing_token)?;
-        state.admin(token, state.now()).await.map(Admin)
+        // The token (header or cookie, CSRF-checked) first; then the admin rules, which read
+        // the user store.
+        let now = state.now();
+        let claims = authenticate_request(state, &parts.method, &parts.headers, |t| {
+            state.authenticate(t, now)
+        })?;
+        state.require_admin(claims).await.map(Admin)
     }
 }
 

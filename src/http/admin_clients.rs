@@ -18,13 +18,14 @@ use crate::state::AppState;
 
 /// A new client with its secret: shown once, never retrievable again.
 #[derive(Serialize, Deserialize, ToSchema)]
-#[schema(example = json!({"client_id": "c_5f2b8e0c9a7d4f1e8b3a6c2d1e0f9a8b", "name": "billing-service", "grant_types": ["client_credentials"], "scopes": ["billing:read"], "audience": "https://billing.example", "created_at": 1795434478, "client_secret": "k3Xq9Vt0bF2mYp7sLw4Hn8Rc1Jd6Ge5Az0Uy3Ko9Ti"}))]
+#[schema(example = json!({"client_id": "c_5f2b8e0c9a7d4f1e8b3a6c2d1e0f9a8b", "name": "billing-service", "grant_types": ["client_credentials"], "scopes": ["billing:read"], "audience": "https://billing.example", "created_at": 1795434478, "redirect_uris": [], "post_logout_redirect_uris": [], "public": false, "consent": false, "client_secret": "k3Xq9Vt0bF2mYp7sLw4Hn8Rc1Jd6Ge5Az0Uy3Ko9Ti"}))]
 pub struct CreatedClient {
     #[serde(flatten)]
     #[schema(value_type = crate::http::schemas::ClientDoc)]
     pub client: Client,
     /// 256 random bits, base64url. Store it now: keymint keeps only its SHA-256 digest.
-    pub client_secret: String,
+    /// `null` for a public client, which has none.
+    pub client_secret: Option<String>,
 }
 
 /// Every client (without secrets).

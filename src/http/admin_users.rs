@@ -31,6 +31,12 @@ pub struct CreateUser {
     #[serde(default)]
     #[schema(example = json!(["ops"]), value_type = Vec<RoleName>, max_items = 32)]
     pub roles: Vec<String>,
+    /// Display name (OpenID Connect `name`).
+    #[schema(example = "Bob Example", max_length = 128)]
+    pub name: Option<String>,
+    /// OpenID Connect `email`.
+    #[schema(example = "bob@example.com", max_length = 254)]
+    pub email: Option<String>,
 }
 
 /// A role name (schema only): lowercase letters, digits and `_:-`.
@@ -50,6 +56,12 @@ pub struct UpdateUser {
     /// A new password; also revokes every session of the user.
     #[schema(format = Password, min_length = 8, max_length = 1024)]
     pub password: Option<String>,
+    /// A new display name; `""` clears it.
+    #[schema(max_length = 128)]
+    pub name: Option<String>,
+    /// A new email; `""` clears it.
+    #[schema(max_length = 254)]
+    pub email: Option<String>,
 }
 
 /// How many refresh families were revoked.
@@ -92,7 +104,11 @@ pub async fn create_user(
     ApiJson(req): ApiJson<CreateUser>,
 ) -> Result<(StatusCode, Json<User>), Error> {
     let actor = Actor::User(&who.sub);
-    let user = users::create(&s, actor, &req.username, &req.password, &req.roles).await?;
+    let profile = users::Profile {
+        name: req.name,
+        email: req.email,
+    };
+    let user = users::create(&s, actor, &req.username, &req.password, &req.roles, profile).await?;
     Ok((StatusCode::CREATED, Json(user)))
 }
 
@@ -113,7 +129,7 @@ pub async fn get_user(
     Ok(Json(user_or_404(&s, &id).await?))
 }
 
-/// Change roles, disable or enable, or set a new password.
+/// Change roles, name or email, disable or enable, or set a new password.
 #[utoipa::path(patch, path = "/admin/users/{id}", tag = "admin users", security(("bearer" = [])),
     params(("id" = String, Path, description = "User id")),
     request_body = UpdateUser,
@@ -135,6 +151,8 @@ pub async fn update_user(
         roles: req.roles,
         disabled: req.disabled,
         password: req.password,
+        name: req.name,
+        email: req.email,
     };
     let (user, _) = users::update(&s, Actor::User(&who.sub), &id, change).await?;
     Ok(Json(user))

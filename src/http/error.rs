@@ -15,7 +15,7 @@ pub fn status(code: ErrorCode) -> StatusCode {
     match code {
         InvalidCredentials | MissingToken | InvalidToken | TokenExpired | TokenRevoked
         | RefreshTokenExpired | RefreshTokenReused => StatusCode::UNAUTHORIZED,
-        Forbidden => StatusCode::FORBIDDEN,
+        Forbidden | CsrfFailed => StatusCode::FORBIDDEN,
         NotFound => StatusCode::NOT_FOUND,
         Conflict => StatusCode::CONFLICT,
         ValidationError => StatusCode::BAD_REQUEST,
@@ -82,6 +82,7 @@ pub enum ErrorCodeDoc {
     ValidationError,
     PayloadTooLarge,
     RateLimited,
+    CsrfFailed,
     RequestTimeout,
     ServiceUnavailable,
     InternalError,
@@ -127,6 +128,7 @@ mod tests {
             (ValidationError, 400),
             (PayloadTooLarge, 413),
             (RateLimited, 429),
+            (CsrfFailed, 403),
             (RequestTimeout, 408),
             (ServiceUnavailable, 503),
             (InternalError, 500),

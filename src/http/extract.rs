@@ -5,9 +5,11 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method};
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, ErrorCode};
+use crate::http::cookies::{Cookie, check_csrf, state_changing};
 use crate::state::AppState;
 use crate::tokens::AccessClaims;
 
@@ -77,7 +79,7 @@ pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// `MISSING_TOKEN`: no `Authorization: Bearer` header.
+/// `MISSING_TOKEN`: no `Authorization: Bearer` header (nor access cookie).
 pub fn missing_token() -> Error {
     Error::new(
         ErrorCode::MissingToken,
@@ -85,15 +87,45 @@ pub fn missing_token() -> Error {
     )
 }
 
-/// A verified, unrevoked access token for keymint's own audience.
+/// The request's access token: the `Authorization: Bearer` header, or else the cookie-mode
+/// access cookie (`true`).
+pub fn access_credential(headers: &HeaderMap, https: bool) -> Option<(String, bool)> {
+    if let Some(t) = bearer_token(headers) {
+        return Some((t.to_string(), false));
+    }
+    Cookie::Access.read(headers, https).map(|t| (t, true))
+}
+
+/// Verify the request's access token (header or cookie) with `verify`; a cookie on a
+/// state-changing request must pass the CSRF rule as well.
+pub fn authenticate_request(
+    s: &AppState,
+    method: &Method,
+    headers: &HeaderMap,
+    verify: impl FnOnce(&str) -> Result<AccessClaims, Error>,
+) -> Result<AccessClaims, Error> {
+    let (token, from_cookie) =
+        access_credential(headers, s.config.is_https()).ok_or_else(missing_token)?;
+    let claims = verify(&token)?;
+    if from_cookie && state_changing(method) {
+        check_csrf(s, headers, claims.sid.as_deref())?;
+    }
+    Ok(claims)
+}
+
+/// A verified, unrevoked access token for keymint's own audience, from the `Authorization`
+/// header or the access cookie.
 pub struct Bearer(pub AccessClaims);
 
 impl FromRequestParts<AppState> for Bearer {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
-        let token = bearer_token(&parts.headers).ok_or_else(missing_token)?;
-        state.authenticate(token, state.now()).map(Bearer)
+        let now = state.now();
+        authenticate_request(state, &parts.method, &parts.headers, |t| {
+            state.authenticate(t, now)
+        })
+        .map(Bearer)
     }
 }
 

@@ -6,11 +6,15 @@ pub mod admin_clients;
 pub mod admin_users;
 pub mod audit;
 pub mod auth;
+pub mod browser;
+pub mod cookies;
 pub mod error;
 pub mod extract;
 pub mod oauth;
 pub mod oauth_form;
+pub mod oidc;
 pub mod ops;
+pub mod pages;
 pub mod revocations;
 pub mod schemas;
 pub mod well_known;
@@ -46,6 +50,11 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(oauth::revoke))
         .routes(routes!(oauth::introspect))
         .routes(routes!(revocations::revocations))
+        .routes(routes!(oidc::authorize_get, oidc::authorize_post))
+        .routes(routes!(oidc::consent))
+        .routes(routes!(oidc::userinfo_get, oidc::userinfo_post))
+        .routes(routes!(oidc::logout_get, oidc::logout_post))
+        .routes(routes!(browser::login_page, browser::login_submit))
         .routes(routes!(admin::list_keys))
         .routes(routes!(admin::rotate_keys))
         .routes(routes!(admin::revoke_key))
@@ -91,6 +100,7 @@ pub fn metrics_router(state: AppState) -> Router {
 /// The complete application router.
 pub fn router(state: AppState) -> Router {
     let (api, doc) = api_router().split_for_parts();
+    let state_for_pages = state.clone();
     let https = state.config.is_https();
     let timeout = state.config.request_timeout;
     let cors = cors_layer(&state.config.cors_origins);
@@ -98,6 +108,7 @@ pub fn router(state: AppState) -> Router {
     let router = api
         .with_state(state)
         .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
+        .merge(browser_pages(state_for_pages))
         .fallback(|| async { Error::not_found("route") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(move |req, next| {
@@ -115,6 +126,17 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(move |req, next| {
             observe(req, next, metrics.clone())
         }))
+}
+
+/// Undocumented browser routes: `/` (who is signed in) and the pages' stylesheet.
+fn browser_pages(state: AppState) -> Router {
+    Router::new()
+        .route("/", axum::routing::get(browser::home))
+        .route(
+            "/assets/keymint.css",
+            axum::routing::get(browser::stylesheet),
+        )
+        .with_state(state)
 }
 
 /// Per request: an id (the caller's `x-request-id` when it is sane, else a new one) on a
@@ -179,7 +201,14 @@ fn cors_layer(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
         CorsLayer::new()
             .allow_origin(AllowOrigin::list(list))
             .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
-            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::HeaderName::from_static("x-csrf-token"),
+            ])
+            // Cookie mode from a listed origin: the browser sends the cookies only when the
+            // answer allows credentials (the origins are an explicit list, never `*`).
+            .allow_credentials(true)
             .expose_headers([header::RETRY_AFTER, header::ETAG])
             .max_age(std::time::Duration::from_secs(600)),
     )

@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -46,7 +46,9 @@ pub fn rfc6749(e: OAuthError) -> Rfc6749 {
             let error = match e.code {
                 InvalidCredentials | InvalidToken | TokenExpired | TokenRevoked
                 | RefreshTokenExpired | RefreshTokenReused => "invalid_grant",
-                ValidationError | PayloadTooLarge | RequestTimeout => "invalid_request",
+                ValidationError | PayloadTooLarge | RequestTimeout | CsrfFailed => {
+                    "invalid_request"
+                }
                 Forbidden => "unauthorized_client",
                 RateLimited => "rate_limited",
                 ServiceUnavailable => "temporarily_unavailable",
@@ -101,9 +103,15 @@ impl IntoResponse for OAuthError {
 /// Form fields of `POST /oauth/token` (which ones apply depends on `grant_type`).
 #[derive(Deserialize, ToSchema)]
 pub struct TokenRequest {
-    /// `password`, `refresh_token` or `client_credentials`.
+    /// `password`, `refresh_token`, `client_credentials` or `authorization_code`.
     #[schema(example = "client_credentials")]
     pub grant_type: String,
+    /// authorization_code grant: the code from the redirect.
+    pub code: Option<String>,
+    /// authorization_code grant: the redirect URI of the authorization request.
+    pub redirect_uri: Option<String>,
+    /// authorization_code grant: the PKCE verifier (RFC 7636).
+    pub code_verifier: Option<String>,
     /// password grant.
     pub username: Option<String>,
     /// password grant.
@@ -135,6 +143,9 @@ pub struct OAuthTokenResponse {
     pub refresh_expires_in: Option<i64>,
     #[schema(example = "profile")]
     pub scope: String,
+    /// OpenID Connect ID token (authorization_code grant only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
 }
 
 /// Form fields of `/oauth/revoke` and `/oauth/introspect`.
@@ -148,7 +159,8 @@ pub struct TokenOnlyRequest {
     pub client_secret: Option<String>,
 }
 
-/// Issue tokens (RFC 6749): `password`, `refresh_token` and `client_credentials` grants.
+/// Issue tokens (RFC 6749): `password`, `refresh_token`, `client_credentials` and
+/// `authorization_code` (with PKCE; returns an OpenID Connect ID token) grants.
 #[utoipa::path(post, path = "/oauth/token", tag = "oauth",
     request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
     security((), ("client_basic" = [])),
@@ -181,6 +193,7 @@ impl From<oauth::Issued> for OAuthTokenResponse {
                 refresh_token: Some(p.refresh_token),
                 refresh_expires_in: Some(p.refresh_expires_in),
                 scope: p.scope,
+                id_token: None,
             },
             oauth::Issued::Client(t) => OAuthTokenResponse {
                 access_token: t.access_token,
@@ -189,7 +202,20 @@ impl From<oauth::Issued> for OAuthTokenResponse {
                 refresh_token: None,
                 refresh_expires_in: None,
                 scope: t.scope,
+                id_token: None,
             },
+            oauth::Issued::Code(c) => {
+                let p = c.pair;
+                OAuthTokenResponse {
+                    access_token: p.access_token,
+                    token_type: "Bearer".into(),
+                    expires_in: p.expires_in,
+                    refresh_token: c.with_refresh.then_some(p.refresh_token),
+                    refresh_expires_in: c.with_refresh.then_some(p.refresh_expires_in),
+                    scope: p.scope,
+                    id_token: Some(c.id_token),
+                }
+            }
         }
     }
 }
@@ -223,7 +249,9 @@ pub async fn revoke(State(s): State<AppState>, f: ClientForm) -> Result<StatusCo
         (status = 401, description = "invalid_client: the caller did not authenticate", body = OAuthErrorBody),
     ))]
 pub async fn introspect(State(s): State<AppState>, f: ClientForm) -> Result<Response, OAuthError> {
-    if f.client.is_none() && !is_admin_bearer(&s, &f.headers).await? {
+    // A public client identifies itself but does not authenticate: it may not introspect.
+    let confidential = f.client.as_ref().is_some_and(|c| !c.public);
+    if !confidential && !is_admin_bearer(&s, &f.headers).await? {
         return Err(invalid_client());
     }
     let token = required(&f.form, "token")?;
@@ -233,10 +261,18 @@ pub async fn introspect(State(s): State<AppState>, f: ClientForm) -> Result<Resp
 }
 
 async fn is_admin_bearer(s: &AppState, headers: &HeaderMap) -> Result<bool, OAuthError> {
-    let Some(token) = crate::http::extract::bearer_token(headers) else {
+    if crate::http::extract::access_credential(headers, s.config.is_https()).is_none() {
         return Ok(false);
+    }
+    let now = s.now();
+    let verified = crate::http::extract::authenticate_request(s, &Method::POST, headers, |t| {
+        s.authenticate(t, now)
+    });
+    let admin = match verified {
+        Ok(claims) => s.require_admin(claims).await,
+        Err(e) => Err(e),
     };
-    match s.admin(token, s.now()).await {
+    match admin {
         Ok(_) => Ok(true),
         // A failing server (the database away or broken) is a server error, not a failed
         // authentication: whatever answers 5xx passes through.
@@ -264,6 +300,7 @@ mod tests {
             (RequestTimeout, 400, "invalid_request"),
             (Forbidden, 400, "unauthorized_client"),
             (RateLimited, 429, "rate_limited"),
+            (CsrfFailed, 400, "invalid_request"),
             (ServiceUnavailable, 503, "temporarily_unavailable"),
             (MissingToken, 500, "server_error"),
             (NotFound, 500, "server_error"),

@@ -99,8 +99,17 @@ async fn client_auth(
             None => return Ok(None),
         },
     };
-    // keymint's clients are all confidential: a client_id without its secret cannot be valid.
-    let secret = secret.ok_or_else(invalid_client)?;
+    // A client_id alone identifies a public client (authentication method `none`); for a
+    // confidential one it is a failed authentication.
+    let Some(secret) = secret else {
+        return s
+            .clients
+            .public(&id)
+            .await
+            .map_err(OAuthError::from)?
+            .map(Some)
+            .ok_or_else(invalid_client);
+    };
     s.clients
         .authenticate(&id, &secret)
         .await

@@ -103,7 +103,7 @@ pub struct JwksDoc {
 
 /// A user as the API shows it: never the hash.
 #[derive(ToSchema)]
-#[schema(as = User, example = json!({"id": "6f1c2d4e-8a7b-4c3d-9e2f-1a2b3c4d5e6f", "username": "alice", "roles": ["admin"], "disabled": false, "created_at": 1795434478}))]
+#[schema(as = User, example = json!({"id": "6f1c2d4e-8a7b-4c3d-9e2f-1a2b3c4d5e6f", "username": "alice", "roles": ["admin"], "disabled": false, "created_at": 1795434478, "name": "Alice Example", "email": "alice@example.com"}))]
 pub struct UserDoc {
     #[schema(example = "6f1c2d4e-8a7b-4c3d-9e2f-1a2b3c4d5e6f")]
     pub id: String,
@@ -114,11 +114,17 @@ pub struct UserDoc {
     pub disabled: bool,
     /// Unix seconds.
     pub created_at: i64,
+    /// Display name (OpenID Connect `name`).
+    #[schema(example = "Alice Example")]
+    pub name: Option<String>,
+    /// OpenID Connect `email` (never claimed as verified).
+    #[schema(example = "alice@example.com")]
+    pub email: Option<String>,
 }
 
 /// A client as the API shows it: never the secret or its digest.
 #[derive(ToSchema)]
-#[schema(as = Client, example = json!({"client_id": "c_5f2b8e0c9a7d4f1e8b3a6c2d1e0f9a8b", "name": "billing-service", "grant_types": ["client_credentials"], "scopes": ["billing:read"], "audience": "https://billing.example", "created_at": 1795434478}))]
+#[schema(as = Client, example = json!({"client_id": "c_5f2b8e0c9a7d4f1e8b3a6c2d1e0f9a8b", "name": "billing-service", "grant_types": ["client_credentials"], "scopes": ["billing:read"], "audience": "https://billing.example", "created_at": 1795434478, "redirect_uris": [], "post_logout_redirect_uris": [], "public": false, "consent": false}))]
 pub struct ClientDoc {
     #[schema(example = "c_5f2b8e0c9a7d4f1e8b3a6c2d1e0f9a8b")]
     pub client_id: String,
@@ -132,6 +138,16 @@ pub struct ClientDoc {
     pub audience: Option<String>,
     /// Unix seconds.
     pub created_at: i64,
+    /// Where `/oauth/authorize` may send the browser back (exact match).
+    #[schema(example = json!([]))]
+    pub redirect_uris: Vec<String>,
+    /// Where `/oauth/logout` may send the browser after signing out (exact match).
+    #[schema(example = json!([]))]
+    pub post_logout_redirect_uris: Vec<String>,
+    /// A public client has no secret (token endpoint authentication `none`).
+    pub public: bool,
+    /// Ask each user's consent once per scope set.
+    pub consent: bool,
 }
 
 /// What to create.
@@ -149,6 +165,20 @@ pub struct NewClientDoc {
     #[serde(default)]
     #[schema(example = "https://billing.example", pattern = "\\S", max_length = 256)]
     pub audience: Option<String>,
+    /// Required for `authorization_code`: absolute `https` URIs (or `http` on a loopback
+    /// host, or a private-use scheme), no fragment; matched exactly.
+    #[serde(default)]
+    #[schema(example = json!([]), max_items = 16)]
+    pub redirect_uris: Vec<String>,
+    #[serde(default)]
+    #[schema(example = json!([]), max_items = 16)]
+    pub post_logout_redirect_uris: Vec<String>,
+    /// No secret is issued; only `authorization_code` and `refresh_token` are allowed.
+    #[serde(default)]
+    pub public: bool,
+    /// Show a consent page once per user and scope set.
+    #[serde(default)]
+    pub consent: bool,
 }
 
 /// A grant type a client may be allowed (schema only).
@@ -158,6 +188,7 @@ pub enum GrantType {
     Password,
     RefreshToken,
     ClientCredentials,
+    AuthorizationCode,
 }
 
 /// An RFC 6749 scope token (schema only).
@@ -269,6 +300,8 @@ mod tests {
             roles: vec![],
             disabled: false,
             created_at: 0,
+            name: None,
+            email: None,
         };
         assert_eq!(serialized(&user), documented::<UserDoc>());
         let client = crate::clients::Client {
@@ -278,6 +311,10 @@ mod tests {
             scopes: vec![],
             audience: None,
             created_at: 0,
+            redirect_uris: vec![],
+            post_logout_redirect_uris: vec![],
+            public: false,
+            consent: false,
         };
         assert_eq!(serialized(&client), documented::<ClientDoc>());
         let new: crate::clients::NewClient = serde_json::from_value(serde_json::json!({
@@ -289,6 +326,10 @@ mod tests {
             grant_types: new.grant_types,
             scopes: new.scopes,
             audience: new.audience,
+            redirect_uris: new.redirect_uris,
+            post_logout_redirect_uris: new.post_logout_redirect_uris,
+            public: new.public,
+            consent: new.consent,
         };
         assert_eq!(serialized(&doc), documented::<NewClientDoc>());
         let full = crate::oauth::Introspection {

@@ -59,7 +59,7 @@ fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
 
 /// OpenID Provider / OAuth 2.0 Authorization Server metadata.
 #[derive(Serialize, ToSchema)]
-#[schema(example = json!({"issuer": "http://127.0.0.1:8080", "jwks_uri": "http://127.0.0.1:8080/.well-known/jwks.json", "token_endpoint": "http://127.0.0.1:8080/oauth/token", "revocation_endpoint": "http://127.0.0.1:8080/oauth/revoke", "introspection_endpoint": "http://127.0.0.1:8080/oauth/introspect", "userinfo_endpoint": "http://127.0.0.1:8080/auth/me", "grant_types_supported": ["password", "refresh_token", "client_credentials"], "response_types_supported": [], "subject_types_supported": ["public"], "id_token_signing_alg_values_supported": ["RS256"], "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"], "claims_supported": ["iss", "sub", "aud", "exp", "iat", "nbf", "jti", "scope", "roles", "sid", "client_id"], "scopes_supported": ["profile"]}))]
+#[schema(example = json!({"issuer": "http://127.0.0.1:8080", "jwks_uri": "http://127.0.0.1:8080/.well-known/jwks.json", "token_endpoint": "http://127.0.0.1:8080/oauth/token", "revocation_endpoint": "http://127.0.0.1:8080/oauth/revoke", "introspection_endpoint": "http://127.0.0.1:8080/oauth/introspect", "userinfo_endpoint": "http://127.0.0.1:8080/oauth/userinfo", "authorization_endpoint": "http://127.0.0.1:8080/oauth/authorize", "end_session_endpoint": "http://127.0.0.1:8080/oauth/logout", "grant_types_supported": ["authorization_code", "password", "refresh_token", "client_credentials"], "response_types_supported": ["code"], "response_modes_supported": ["query"], "subject_types_supported": ["public"], "id_token_signing_alg_values_supported": ["RS256"], "code_challenge_methods_supported": ["S256"], "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"], "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp", "sid", "preferred_username", "name", "email", "email_verified"], "scopes_supported": ["openid", "profile", "email"], "prompt_values_supported": ["none", "login"], "authorization_response_iss_parameter_supported": true}))]
 pub struct Discovery {
     pub issuer: String,
     pub jwks_uri: String,
@@ -67,15 +67,22 @@ pub struct Discovery {
     pub revocation_endpoint: String,
     pub introspection_endpoint: String,
     pub userinfo_endpoint: String,
+    pub authorization_endpoint: String,
+    pub end_session_endpoint: String,
     pub grant_types_supported: Vec<&'static str>,
     pub response_types_supported: Vec<&'static str>,
+    pub response_modes_supported: Vec<&'static str>,
     pub subject_types_supported: Vec<&'static str>,
     pub id_token_signing_alg_values_supported: Vec<&'static str>,
+    pub code_challenge_methods_supported: Vec<&'static str>,
     pub token_endpoint_auth_methods_supported: Vec<&'static str>,
     pub revocation_endpoint_auth_methods_supported: Vec<&'static str>,
     pub introspection_endpoint_auth_methods_supported: Vec<&'static str>,
     pub claims_supported: Vec<&'static str>,
     pub scopes_supported: Vec<&'static str>,
+    pub prompt_values_supported: Vec<&'static str>,
+    /// RFC 9207: authorization responses carry `iss`.
+    pub authorization_response_iss_parameter_supported: bool,
 }
 
 fn discovery(s: &AppState) -> Discovery {
@@ -86,12 +93,20 @@ fn discovery(s: &AppState) -> Discovery {
         token_endpoint: format!("{base}/oauth/token"),
         revocation_endpoint: format!("{base}/oauth/revoke"),
         introspection_endpoint: format!("{base}/oauth/introspect"),
-        userinfo_endpoint: format!("{base}/auth/me"),
-        grant_types_supported: vec!["password", "refresh_token", "client_credentials"],
-        // keymint has no authorization endpoint, so no response type applies.
-        response_types_supported: vec![],
+        userinfo_endpoint: format!("{base}/oauth/userinfo"),
+        authorization_endpoint: format!("{base}/oauth/authorize"),
+        end_session_endpoint: format!("{base}/oauth/logout"),
+        grant_types_supported: vec![
+            "authorization_code",
+            "password",
+            "refresh_token",
+            "client_credentials",
+        ],
+        response_types_supported: vec!["code"],
+        response_modes_supported: vec!["query"],
         subject_types_supported: vec!["public"],
         id_token_signing_alg_values_supported: vec!["RS256"],
+        code_challenge_methods_supported: vec!["S256"],
         token_endpoint_auth_methods_supported: vec![
             "client_secret_basic",
             "client_secret_post",
@@ -106,20 +121,26 @@ fn discovery(s: &AppState) -> Discovery {
             "client_secret_basic",
             "client_secret_post",
         ],
+        // The ID token's and userinfo's claims (OpenID Connect Discovery 3).
         claims_supported: vec![
             "iss",
             "sub",
             "aud",
             "exp",
             "iat",
-            "nbf",
-            "jti",
-            "scope",
-            "roles",
+            "auth_time",
+            "nonce",
+            "at_hash",
+            "azp",
             "sid",
-            "client_id",
+            "preferred_username",
+            "name",
+            "email",
+            "email_verified",
         ],
-        scopes_supported: vec!["profile"],
+        scopes_supported: vec!["openid", "profile", "email"],
+        prompt_values_supported: vec!["none", "login"],
+        authorization_response_iss_parameter_supported: true,
     }
 }
 

@@ -52,6 +52,16 @@ impl Kek {
         }
     }
 
+    /// A 256-bit key for `label`, derived from the KEK (HMAC-SHA-256), so every instance that
+    /// shares the KEK shares it and no second secret needs distributing.
+    pub fn derive(&self, label: &str) -> Zeroizing<[u8; 32]> {
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &self.key[..]);
+        let tag = aws_lc_rs::hmac::sign(&key, label.as_bytes());
+        let mut out = Zeroizing::new([0u8; 32]);
+        out.copy_from_slice(tag.as_ref());
+        out
+    }
+
     /// Use `configured` when set; otherwise read `dir/kek`, creating it (0600, directory
     /// 0700) with 32 random bytes on first start. The file appears whole or not at all
     /// (written to a temporary file, then linked into place, which never replaces a `kek`

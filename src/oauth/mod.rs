@@ -1,4 +1,5 @@
-//! OAuth 2.0 semantics over sessions and clients: the three grants (RFC 6749), token
+//! OAuth 2.0 semantics over sessions and clients: the grants (RFC 6749; the code grant is
+//! in `oidc::code`), token
 //! revocation (RFC 7009) and introspection (RFC 7662). No HTTP here: `http::oauth` parses the
 //! form bodies and renders [`OAuthError`] in the RFC 6749 shape.
 //!
@@ -200,6 +201,9 @@ pub enum Issued {
     Pair(TokenPair),
     /// An access token alone (client_credentials).
     Client(ClientToken),
+    /// The code grant: a pair (the refresh token only for clients allowed to refresh) and
+    /// an ID token.
+    Code(crate::oidc::code::CodeTokens),
 }
 
 /// The RFC 6749 token endpoint: dispatch on `grant_type` over the parsed form fields.
@@ -227,6 +231,10 @@ pub async fn token(
             let token = field("refresh_token")?;
             let pair = refresh_grant(app, client, token, scope, app.now()).await?;
             Ok(Issued::Pair(pair))
+        }
+        "authorization_code" => {
+            let t = crate::oidc::code::grant(app, client, form, app.now()).await?;
+            Ok(Issued::Code(t))
         }
         "client_credentials" => {
             let c = client

@@ -55,6 +55,8 @@ pub struct Grant {
     pub client_id: Option<String>,
     pub scope: String,
     pub audience: String,
+    /// The browser (SSO) session this sign-in belongs to, if any.
+    pub sso: Option<String>,
 }
 
 /// Session operations over the database, keys and denylist.
@@ -155,7 +157,13 @@ impl Sessions {
 
     /// Start a new refresh family for a user who just authenticated.
     pub async fn start(&self, g: Grant, now: i64) -> Result<TokenPair> {
-        let family = new_id();
+        self.start_family(g, &new_id(), now).await
+    }
+
+    /// `start`, with the family id chosen by the caller (the code grant names it when it
+    /// spends the code).
+    pub async fn start_family(&self, g: Grant, family: &str, now: i64) -> Result<TokenPair> {
+        let family = family.to_string();
         let (access, refresh) = self.claims(&g, &family, now);
         let (rjti, rexp) = (refresh.jti.clone(), refresh.exp);
         let signed = self.sign_pair(access.clone(), refresh).await?;
@@ -169,6 +177,7 @@ impl Sessions {
             expires_at: Set(rexp),
             revoked_at: Set(None),
             revoked_reason: Set(None),
+            sso_id: Set(g.sso.clone()),
         };
         let tok_row = token_row(&rjti, &family, now, rexp, &access);
         self.db
@@ -239,6 +248,7 @@ impl Sessions {
                 .map(str::to_string)
                 .unwrap_or_else(|| family.scope.clone()),
             audience: family.audience.clone(),
+            sso: family.sso_id.clone(),
         };
         let (access, refresh) = self.claims(&grant, &family.id, now);
         let (new_jti, rexp) = (refresh.jti.clone(), refresh.exp);

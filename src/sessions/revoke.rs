@@ -48,6 +48,12 @@ impl Sessions {
             .await
     }
 
+    /// Revoke every live family a browser (SSO) session started (RP-initiated logout).
+    pub async fn revoke_sso(&self, sso_id: &str, reason: &str, now: i64) -> Result<u64> {
+        self.revoke_families(fam::Column::SsoId.eq(sso_id), reason, now)
+            .await
+    }
+
     /// Revoke every family issued to a client, and every access token it holds.
     pub async fn revoke_client(&self, client_id: &str, reason: &str, now: i64) -> Result<u64> {
         let n = self

@@ -27,6 +27,10 @@ pub struct User {
     pub disabled: bool,
     /// Unix seconds.
     pub created_at: i64,
+    /// Display name (OpenID Connect `name`).
+    pub name: Option<String>,
+    /// OpenID Connect `email`; set by an admin, so never claimed as verified.
+    pub email: Option<String>,
 }
 
 impl User {
@@ -37,6 +41,8 @@ impl User {
             roles: serde_json::from_str(&r.roles).unwrap_or_default(),
             disabled: r.disabled,
             created_at: r.created_at,
+            name: r.name.clone(),
+            email: r.email.clone(),
         }
     }
 
@@ -63,6 +69,42 @@ pub fn validate_password(pw: &str) -> Result<(), String> {
         return Err("password must be 8 to 1024 characters long".into());
     }
     Ok(())
+}
+
+/// A display name: 1–128 characters, no control characters. An empty one clears it.
+pub fn validate_name(name: &str) -> Result<Option<String>, String> {
+    let t = name.trim();
+    if t.is_empty() {
+        return Ok(None);
+    }
+    if t.chars().count() > 128 || t.chars().any(char::is_control) {
+        return Err("name must be at most 128 characters, without control characters".into());
+    }
+    Ok(Some(t.to_string()))
+}
+
+/// An email address: `local@domain`, at most 254 bytes, no spaces or control characters. An
+/// empty one clears it. (Deliverability is not keymint's to check.)
+pub fn validate_email(email: &str) -> Result<Option<String>, String> {
+    let t = email.trim();
+    if t.is_empty() {
+        return Ok(None);
+    }
+    let ok = t.len() <= 254
+        && !t.chars().any(|c| c.is_whitespace() || c.is_control())
+        && t.split_once('@')
+            .is_some_and(|(l, d)| !l.is_empty() && !d.is_empty() && !d.contains('@'));
+    if !ok {
+        return Err("email must look like name@domain (at most 254 bytes)".into());
+    }
+    Ok(Some(t.to_string()))
+}
+
+/// Optional profile of a user (OpenID Connect `name` and `email`).
+#[derive(Clone, Debug, Default)]
+pub struct Profile {
+    pub name: Option<String>,
+    pub email: Option<String>,
 }
 
 /// Roles: 1–32 of them, each 1–32 characters of lowercase letters, digits and `_:-`.
@@ -93,9 +135,13 @@ pub async fn create(
     username: &str,
     password: &str,
     roles: &[String],
+    profile: Profile,
 ) -> Result<User> {
     let now = app.now();
-    let user = app.users.create(username, password, roles, now).await?;
+    let user = app
+        .users
+        .create_with(username, password, roles, profile, now)
+        .await?;
     audit::record(
         &app.db,
         Event::new("user.create", "ok")
@@ -123,6 +169,7 @@ pub async fn update(
         "roles": change.roles,
         "disabled": change.disabled,
         "password_changed": change.password.is_some(),
+        "profile_changed": change.name.is_some() || change.email.is_some(),
     });
     let kind = if change.disabled == Some(true) {
         "user.disable"
@@ -225,5 +272,13 @@ mod tests {
             vec!["admin".to_string()]
         );
         assert!(validate_roles(&["Admin".into()]).is_err());
+        assert_eq!(
+            validate_email(" a@b.example ").unwrap().as_deref(),
+            Some("a@b.example")
+        );
+        assert_eq!(validate_email("").unwrap(), None);
+        assert!(validate_email("no-at").is_err());
+        assert!(validate_email("a@b@c").is_err());
+        assert!(validate_name("x\u{7}").is_err());
     }
 }

@@ -10,7 +10,10 @@ use sea_orm::{
 };
 
 use super::password::PasswordHasher;
-use super::{User, validate_password, validate_roles, validate_username};
+use super::{
+    Profile, User, validate_email, validate_name, validate_password, validate_roles,
+    validate_username,
+};
 use crate::db::entities::users::{self, Column as U, Entity as Users};
 use crate::error::{Error, ErrorCode, Result};
 
@@ -64,7 +67,7 @@ impl UserStore {
         &self.hasher
     }
 
-    /// Create a user; `CONFLICT` when the name is taken.
+    /// Create a user with no profile; `CONFLICT` when the name is taken.
     pub async fn create(
         &self,
         username: &str,
@@ -72,7 +75,28 @@ impl UserStore {
         roles: &[String],
         now: i64,
     ) -> Result<User> {
+        self.create_with(username, password, roles, Profile::default(), now)
+            .await
+    }
+
+    /// Create a user; `CONFLICT` when the name is taken.
+    pub async fn create_with(
+        &self,
+        username: &str,
+        password: &str,
+        roles: &[String],
+        profile: Profile,
+        now: i64,
+    ) -> Result<User> {
         validate_username(username).map_err(Error::validation)?;
+        let name = match profile.name.as_deref() {
+            Some(n) => validate_name(n).map_err(Error::validation)?,
+            None => None,
+        };
+        let email = match profile.email.as_deref() {
+            Some(e) => validate_email(e).map_err(Error::validation)?,
+            None => None,
+        };
         validate_password(password).map_err(Error::validation)?;
         let roles = validate_roles(roles).map_err(Error::validation)?;
         let hash = self.hasher.hash(password).await?;
@@ -84,6 +108,8 @@ impl UserStore {
             disabled: false,
             created_at: now,
             updated_at: now,
+            name,
+            email,
         };
         let res = Users::insert(users::ActiveModel::from(row.clone()))
             .exec_without_returning(&self.db)
@@ -180,6 +206,15 @@ impl UserStore {
         if let Some(d) = change.disabled {
             cols.push((U::Disabled, d.into()));
         }
+        if let Some(n) = &change.name {
+            cols.push((U::Name, validate_name(n).map_err(Error::validation)?.into()));
+        }
+        if let Some(e) = &change.email {
+            cols.push((
+                U::Email,
+                validate_email(e).map_err(Error::validation)?.into(),
+            ));
+        }
         self.guarded(id, Op::Update(cols)).await?;
         self.by_id(id)
             .await?
@@ -248,6 +283,10 @@ pub struct UserChange {
     pub roles: Option<Vec<String>>,
     pub disabled: Option<bool>,
     pub password: Option<String>,
+    /// A new display name; empty clears it.
+    pub name: Option<String>,
+    /// A new email; empty clears it.
+    pub email: Option<String>,
 }
 
 enum Op {

@@ -379,13 +379,20 @@ async fn jwks_caching_and_contents(b: Backend) {
         ("token_endpoint", "/oauth/token"),
         ("revocation_endpoint", "/oauth/revoke"),
         ("introspection_endpoint", "/oauth/introspect"),
-        ("userinfo_endpoint", "/auth/me"),
+        ("userinfo_endpoint", "/oauth/userinfo"),
+        ("authorization_endpoint", "/oauth/authorize"),
+        ("end_session_endpoint", "/oauth/logout"),
     ] {
         assert_eq!(d[field], format!("http://keymint.test{path}"), "{field}");
     }
     assert_eq!(
         d["grant_types_supported"],
-        json!(["password", "refresh_token", "client_credentials"])
+        json!([
+            "authorization_code",
+            "password",
+            "refresh_token",
+            "client_credentials"
+        ])
     );
     let d2: serde_json::Value = s
         .get("/.well-known/oauth-authorization-server", None)

@@ -188,11 +188,22 @@ async fn rfc6749_error_cases(b: Backend) {
     )
     .await;
     // unsupported_grant_type
+    let device = [
+        ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+        ("device_code", "x"),
+    ];
+    oauth_error(
+        form(&s, "/oauth/token", &device, None).await,
+        400,
+        "unsupported_grant_type",
+    )
+    .await;
+    // The code grant needs a client (authenticated, or a public one by its id).
     let code = [("grant_type", "authorization_code"), ("code", "x")];
     oauth_error(
         form(&s, "/oauth/token", &code, None).await,
-        400,
-        "unsupported_grant_type",
+        401,
+        "invalid_client",
     )
     .await;
     // invalid_scope

@@ -148,11 +148,13 @@ async fn a_database_outage_answers_fast_serves_from_memory_and_recovers() {
                 scopes: vec![],
                 // Introspection shows a client the tokens addressed to its audience.
                 audience: Some("http://keymint.test".into()),
+                ..Default::default()
             },
             s.app.now(),
         )
         .await
         .unwrap();
+    let secret = secret.unwrap();
     let t = s.login("olga", "olga-password-1").await;
     let gone = s.login("olga", "olga-password-1").await;
     let r = s

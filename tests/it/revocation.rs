@@ -263,6 +263,7 @@ async fn cleanup_removes_exactly_the_expired_rows(b: Backend) {
         expires_at: Set(exp),
         revoked_at: Set(None),
         revoked_reason: Set(None),
+        sso_id: Set(None),
     };
     refresh_families::Entity::insert_many([fam("old", now - 5), fam("live", now + 50)])
         .exec_without_returning(db)

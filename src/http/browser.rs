@@ -1,0 +1,154 @@
+//! The hosted login page (`GET/POST /login`), `/` and the pages' stylesheet. The sign-in
+//! goes through `login::sign_in_browser`, the same password check as `/auth/login`; the form
+//! is protected by a double-submit nonce (`km_login` cookie, its HMAC in the form) and the
+//! `Origin` check.
+
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::error::ErrorCode;
+use crate::http::cookies::{Cookie, origin_allowed};
+use crate::http::extract::ClientIp;
+use crate::http::pages::{self, LoginForm};
+use crate::oidc::authorize::Params;
+use crate::oidc::{random_secret, safe_return_to, sso};
+use crate::state::AppState;
+
+/// How long a login form may sit open before it must be reloaded (seconds).
+const FORM_TTL: i64 = 3600;
+
+/// Render the form with a fresh nonce cookie.
+fn form(
+    s: &AppState,
+    status: StatusCode,
+    return_to: &str,
+    username: &str,
+    error: Option<&str>,
+) -> Response {
+    let nonce = random_secret();
+    let csrf = s.browser.tag("login", &nonce);
+    let f = LoginForm {
+        csrf: &csrf,
+        return_to,
+        username,
+        error,
+    };
+    let mut resp = pages::login(status, &f);
+    let cookie = Cookie::LoginForm.set(s.config.is_https(), &nonce, FORM_TTL);
+    resp.headers_mut().append(header::SET_COOKIE, cookie);
+    resp
+}
+
+/// The hosted sign-in form (HTML, no script).
+#[utoipa::path(get, path = "/login", tag = "browser",
+    params(
+        ("return_to" = Option<String>, Query, description = "A relative path on keymint to return to (anything else: `/`)"),
+        ("login_hint" = Option<String>, Query, description = "Username to prefill"),
+    ),
+    responses(
+        (status = 200, description = "The form; sets the `km_login` nonce cookie", content_type = "text/html", body = String),
+    ))]
+pub async fn login_page(State(s): State<AppState>, RawQuery(q): RawQuery) -> Response {
+    let p = Params::parse(q.unwrap_or_default().as_bytes());
+    let return_to = safe_return_to(p.get("return_to"));
+    let hint = p.get("login_hint").filter(|h| h.len() <= 64).unwrap_or("");
+    form(&s, StatusCode::OK, &return_to, hint, None)
+}
+
+/// Sign in from the hosted form: the same throttling and generic error as `/auth/login`.
+#[utoipa::path(post, path = "/login", tag = "browser",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "`username`, `password`, `csrf`, `return_to`"),
+    responses(
+        (status = 303, description = "Signed in: sets `km_sso` and goes to `return_to`", headers(("Location" = String), ("Set-Cookie" = String))),
+        (status = 400, description = "The form again: username over 64 bytes (HTML)", content_type = "text/html", body = String),
+        (status = 401, description = "The form again: invalid username or password (HTML)", content_type = "text/html", body = String),
+        (status = 403, description = "The form again: its CSRF nonce is missing or stale (HTML)", content_type = "text/html", body = String),
+        (status = 429, description = "The form again: too many failed sign-ins (HTML)", content_type = "text/html", body = String,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "The database is unreachable (HTML)", content_type = "text/html", body = String),
+    ))]
+pub async fn login_submit(
+    State(s): State<AppState>,
+    ClientIp(addr): ClientIp,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = Params::parse(&body);
+    let return_to = safe_return_to(p.get("return_to"));
+    let username = p.get("username").unwrap_or("");
+    let https = s.config.is_https();
+    let nonce = Cookie::LoginForm.read(&headers, https);
+    let csrf_ok = nonce
+        .as_deref()
+        .is_some_and(|n| s.browser.check("login", n, p.get("csrf").unwrap_or("")))
+        && origin_allowed(&s, &headers);
+    if !csrf_ok {
+        let msg = "This sign-in form has expired. Please sign in again.";
+        return form(&s, StatusCode::FORBIDDEN, &return_to, username, Some(msg));
+    }
+    let password = p.get("password").unwrap_or("");
+    match crate::login::sign_in_browser(&s, username, password, addr.as_deref()).await {
+        Ok((session, secret, _)) => {
+            let ttl = session.expires_at - s.now();
+            let mut resp = (StatusCode::SEE_OTHER, [(header::LOCATION, return_to)]).into_response();
+            let h = resp.headers_mut();
+            h.append(header::SET_COOKIE, Cookie::Sso.set(https, &secret, ttl));
+            h.append(header::SET_COOKIE, Cookie::LoginForm.clear(https));
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            resp
+        }
+        Err(e) => {
+            let status = crate::http::error::status(e.code);
+            let (msg, retry) = match e.code {
+                ErrorCode::InvalidCredentials => {
+                    ("Invalid username or password.".to_string(), None)
+                }
+                ErrorCode::ValidationError => (e.message.clone(), None),
+                ErrorCode::RateLimited => (
+                    format!(
+                        "Too many failed sign-ins. Try again in {} seconds.",
+                        e.retry_after.unwrap_or(1)
+                    ),
+                    e.retry_after,
+                ),
+                _ => (crate::http::error::public_message(&e), e.retry_after),
+            };
+            let mut resp = form(&s, status, &return_to, username, Some(&msg));
+            if let Some(secs) = retry {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            resp
+        }
+    }
+}
+
+/// `GET /`: who is signed in on this browser.
+pub async fn home(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    let name = match current_session(&s, &headers).await {
+        Ok(Some(session)) => match s.users.by_id(&session.user_id).await {
+            Ok(Some(u)) if !u.disabled => Some(u.username),
+            _ => None,
+        },
+        _ => None,
+    };
+    pages::home(name.as_deref())
+}
+
+/// The browser's live SSO session, if its `km_sso` cookie names one.
+pub async fn current_session(
+    s: &AppState,
+    headers: &HeaderMap,
+) -> crate::error::Result<Option<sso::SsoSession>> {
+    match Cookie::Sso.read(headers, s.config.is_https()) {
+        Some(secret) => sso::find(s, &secret, s.now()).await,
+        None => Ok(None),
+    }
+}
+
+/// `GET /assets/keymint.css`.
+pub async fn stylesheet() -> Response {
+    pages::stylesheet()
+}
