@@ -57,17 +57,31 @@ pub async fn sign_in(app: &App, req: SignIn<'_>) -> Result<TokenPair> {
 }
 
 /// The hosted login page's sign-in: the same password check (throttling before hashing, one
-/// argon2, aggregated audit), then a browser (SSO) session instead of a token pair. Returns
-/// the session, its cookie secret and the user.
+/// argon2, aggregated audit), then a browser (SSO) session instead of a token pair. The
+/// browser's `current` session, when it is the same user's, is renewed (same `sid`, a new
+/// auth time); another user's is ended. Returns the session, its cookie secret and the user.
 pub async fn sign_in_browser(
     app: &App,
     username: &str,
     password: &str,
     addr: Option<&str>,
+    current: Option<&crate::oidc::sso::SsoSession>,
 ) -> Result<(crate::oidc::sso::SsoSession, String, User)> {
+    use crate::oidc::sso;
     let now = app.now();
     let user = check_password(app, username, password, addr, now).await?;
-    let (session, secret) = crate::oidc::sso::create(app, &user.id, now).await?;
+    let renewed = match current {
+        Some(c) if c.user_id == user.id => sso::reauthenticate(app, c, now).await?,
+        Some(c) => {
+            sso::end(app, &c.id, "another user signed in", now).await?;
+            None
+        }
+        None => None,
+    };
+    let (session, secret) = match renewed {
+        Some(r) => r,
+        None => sso::create(app, &user.id, now).await?,
+    };
     audit::record(
         &app.db,
         Event::new("login", "ok")

@@ -19,15 +19,20 @@ use crate::state::AppState;
 /// How long a login form may sit open before it must be reloaded (seconds).
 const FORM_TTL: i64 = 3600;
 
-/// Render the form with a fresh nonce cookie.
+/// Render the form with its nonce cookie: the browser's own when it has one (so two open
+/// tabs both work), else a fresh one.
 fn form(
     s: &AppState,
+    headers: &HeaderMap,
     status: StatusCode,
     return_to: &str,
     username: &str,
     error: Option<&str>,
 ) -> Response {
-    let nonce = random_secret();
+    let nonce = Cookie::LoginForm
+        .read(headers, s.config.is_https())
+        .filter(|n| n.len() == 43)
+        .unwrap_or_else(random_secret);
     let csrf = s.browser.tag("login", &nonce);
     let f = LoginForm {
         csrf: &csrf,
@@ -50,11 +55,15 @@ fn form(
     responses(
         (status = 200, description = "The form; sets the `km_login` nonce cookie", content_type = "text/html", body = String),
     ))]
-pub async fn login_page(State(s): State<AppState>, RawQuery(q): RawQuery) -> Response {
+pub async fn login_page(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
     let p = Params::parse(q.unwrap_or_default().as_bytes());
     let return_to = safe_return_to(p.get("return_to"));
     let hint = p.get("login_hint").filter(|h| h.len() <= 64).unwrap_or("");
-    form(&s, StatusCode::OK, &return_to, hint, None)
+    form(&s, &headers, StatusCode::OK, &return_to, hint, None)
 }
 
 /// Sign in from the hosted form: the same throttling and generic error as `/auth/login`.
@@ -86,10 +95,20 @@ pub async fn login_submit(
         && origin_allowed(&s, &headers);
     if !csrf_ok {
         let msg = "This sign-in form has expired. Please sign in again.";
-        return form(&s, StatusCode::FORBIDDEN, &return_to, username, Some(msg));
+        return form(
+            &s,
+            &headers,
+            StatusCode::FORBIDDEN,
+            &return_to,
+            username,
+            Some(msg),
+        );
     }
     let password = p.get("password").unwrap_or("");
-    match crate::login::sign_in_browser(&s, username, password, addr.as_deref()).await {
+    let current = current_session(&s, &headers).await.ok().flatten();
+    let signed_in =
+        crate::login::sign_in_browser(&s, username, password, addr.as_deref(), current.as_ref());
+    match signed_in.await {
         Ok((session, secret, _)) => {
             let ttl = session.expires_at - s.now();
             let mut resp = (StatusCode::SEE_OTHER, [(header::LOCATION, return_to)]).into_response();
@@ -115,7 +134,7 @@ pub async fn login_submit(
                 ),
                 _ => (crate::http::error::public_message(&e), e.retry_after),
             };
-            let mut resp = form(&s, status, &return_to, username, Some(&msg));
+            let mut resp = form(&s, &headers, status, &return_to, username, Some(&msg));
             if let Some(secs) = retry {
                 resp.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(secs));

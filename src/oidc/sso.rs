@@ -50,6 +50,35 @@ pub async fn create(app: &App, user_id: &str, now: i64) -> Result<(SsoSession, S
     Ok((SsoSession::from_row(row), secret))
 }
 
+/// The user of live session `current` signed in again (`prompt=login`, `max_age`): the same
+/// session (its `sid`, its relying parties) with a new auth time, a new secret and a new
+/// lifetime. Returns `None` when `current` is gone.
+pub async fn reauthenticate(
+    app: &App,
+    current: &SsoSession,
+    now: i64,
+) -> Result<Option<(SsoSession, String)>> {
+    let secret = random_secret();
+    let expires_at = now + app.config.sso_ttl.as_secs() as i64;
+    let res = Sso::update_many()
+        .col_expr(C::SecretHash, Expr::value(digest(&secret)))
+        .col_expr(C::AuthTime, Expr::value(now))
+        .col_expr(C::ExpiresAt, Expr::value(expires_at))
+        .filter(C::Id.eq(current.id.clone()))
+        .filter(C::EndedAt.is_null())
+        .exec(&app.db)
+        .await?;
+    Ok((res.rows_affected == 1).then(|| {
+        let s = SsoSession {
+            id: current.id.clone(),
+            user_id: current.user_id.clone(),
+            auth_time: now,
+            expires_at,
+        };
+        (s, secret)
+    }))
+}
+
 /// The live session whose cookie secret is `secret`.
 pub async fn find(app: &App, secret: &str, now: i64) -> Result<Option<SsoSession>> {
     if secret.len() > 64 {

@@ -17,6 +17,7 @@ mod flows;
 mod hsm;
 mod keys;
 mod oauth;
+mod oidc;
 mod openapi;
 mod ops;
 mod outage;
