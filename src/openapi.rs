@@ -8,7 +8,11 @@ use utoipa::{Modify, OpenApi};
 #[openapi(
     info(title = "keymint", description = "An RS256 identity provider: rotating RSA keys published as a JWKS, access/refresh token pairs."),
     modifiers(&Security),
-    components(schemas(crate::http::error::ErrorBody, crate::http::error::ErrorCodeDoc)),
+    components(schemas(
+        crate::http::error::ErrorBody,
+        crate::http::error::ErrorCodeDoc,
+        crate::http::auth::Mode
+    )),
     tags(
         (name = "discovery", description = "JWKS and provider metadata"),
         (name = "auth", description = "Log in, refresh, log out, who am I"),

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::error::ErrorCode;
-use crate::http::cookies::{Cookie, origin_allowed};
+use crate::http::cookies::{Cookie, form_origin_allowed};
 use crate::http::extract::ClientIp;
 use crate::http::pages::{self, LoginForm};
 use crate::oidc::authorize::Params;
@@ -92,7 +92,7 @@ pub async fn login_submit(
     let csrf_ok = nonce
         .as_deref()
         .is_some_and(|n| s.browser.check("login", n, p.get("csrf").unwrap_or("")))
-        && origin_allowed(&s, &headers);
+        && form_origin_allowed(&s, &headers);
     if !csrf_ok {
         let msg = "This sign-in form has expired. Please sign in again.";
         return form(

@@ -125,6 +125,17 @@ pub fn origin_allowed(app: &App, headers: &HeaderMap) -> bool {
         || app.config.cors_origins.iter().any(|o| o == origin)
 }
 
+/// `origin_allowed` for keymint's own HTML forms. Under `Referrer-Policy: no-referrer` (sent
+/// on every response) browsers post forms with `Origin: null`, which therefore counts as
+/// absent here; the forms' own tokens (the `km_login` nonce's HMAC, the session-bound `csrf`)
+/// are what protect them.
+pub fn form_origin_allowed(app: &App, headers: &HeaderMap) -> bool {
+    let null = headers
+        .get(header::ORIGIN)
+        .is_some_and(|v| v.as_bytes() == b"null");
+    null || origin_allowed(app, headers)
+}
+
 /// The CSRF rule of a cookie-authenticated state-changing request: `X-CSRF-Token` equal to
 /// the session's token, and an allowed `Origin`; otherwise `CSRF_FAILED`.
 pub fn check_csrf(app: &App, headers: &HeaderMap, sid: Option<&str>) -> Result<()> {

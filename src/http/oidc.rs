@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::error::{Error, ErrorCode};
 use crate::http::browser::current_session;
-use crate::http::cookies::{Cookie, origin_allowed};
+use crate::http::cookies::{Cookie, form_origin_allowed};
 use crate::http::error::{ErrorBody, public_message, status};
 use crate::http::extract::authenticate_request;
 use crate::http::pages;
@@ -49,7 +49,7 @@ async fn session_form(
     let ok = session
         .as_ref()
         .is_some_and(|b| s.browser.check("sso", &b.id, csrf))
-        && origin_allowed(s, headers);
+        && form_origin_allowed(s, headers);
     if !ok {
         let m = "This page has expired. Please start again from the application.";
         return Err(pages::error(StatusCode::FORBIDDEN, title, m));
@@ -245,7 +245,7 @@ pub async fn logout_get(
 
 /// RP-Initiated Logout by form post, or the confirmation form's answer (`request`, `csrf`).
 #[utoipa::path(post, path = "/oauth/logout", tag = "openid connect",
-    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "The GET parameters, or `request` and `csrf` from the confirmation form"),
+    request_body(content = Option<String>, content_type = "application/x-www-form-urlencoded", description = "The GET parameters, or `request` and `csrf` from the confirmation form; none at all signs out nobody"),
     responses(
         (status = 200, description = "Signed out, or a confirmation form (HTML)", content_type = "text/html", body = String),
         (status = 302, description = "To post_logout_redirect_uri with state", headers(("Location" = String))),

@@ -152,7 +152,11 @@ async fn the_feed_lists_every_kind_and_pages_without_gaps(b: Backend) {
         (status, v["revocations"].clone()),
         (StatusCode::OK, json!([]))
     );
-    assert_eq!(v["cursor"], end2.as_str(), "an empty page keeps the cursor");
+    // An empty page keeps the position. (Not necessarily the same string on Postgres: the
+    // cursor also lists the cluster's transactions in flight, and other tests run meanwhile.)
+    let cursor = v["cursor"].as_str().unwrap().to_string();
+    let (again, _) = follow(&s, creds, Some(cursor), 10).await;
+    assert_eq!(again, vec![], "nothing is read twice after an empty page");
     s.stop().await;
 }
 

@@ -18,6 +18,7 @@ mod hsm;
 mod keys;
 mod oauth;
 mod oidc;
+mod oidc_rp;
 mod openapi;
 mod ops;
 mod outage;

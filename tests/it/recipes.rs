@@ -152,7 +152,7 @@ fn the_document_embeds_every_recipe_and_its_versions() {
     }
     assert_eq!(recipes, 3, "one file per recipe");
     // The versions the recipes run with here, as the document names them.
-    for (name, version) in pinned_node_packages() {
+    for (name, version) in pinned_node_packages(true) {
         let pin = format!("{name}@{version}");
         assert!(doc.contains(&pin), "docs/verifying.md does not name {pin}");
     }
@@ -294,7 +294,7 @@ impl Drop for Verifier {
 
 /// `tests/node/node_modules` with the pinned packages, or `None` (the test skipped, loudly)
 /// when node or a package is missing; with `KEYMINT_TEST_REQUIRE_NODE=1` that fails instead.
-fn node_modules(test: &str) -> Option<PathBuf> {
+pub(crate) fn node_modules(test: &str) -> Option<PathBuf> {
     let modules = root().join("tests/node/node_modules");
     let Some(why) = node_missing(&modules) else {
         return Some(modules);
@@ -307,7 +307,8 @@ fn node_modules(test: &str) -> Option<PathBuf> {
     None
 }
 
-fn node_missing(modules: &std::path::Path) -> Option<String> {
+/// Why node or a package pinned in `tests/node/package.json` is missing, if it is.
+pub(crate) fn node_missing(modules: &std::path::Path) -> Option<String> {
     let out = Command::new("node")
         .args(["-p", "process.versions.node"])
         .output();
@@ -320,7 +321,7 @@ fn node_missing(modules: &std::path::Path) -> Option<String> {
     if parts < vec![20, 19] {
         return Some(format!("node {version} is older than 20.19"));
     }
-    for (name, want) in pinned_node_packages() {
+    for (name, want) in pinned_node_packages(false) {
         let installed = std::fs::read_to_string(modules.join(&name).join("package.json"))
             .ok()
             .and_then(|text| serde_json::from_str::<Value>(&text).ok());
@@ -334,14 +335,16 @@ fn node_missing(modules: &std::path::Path) -> Option<String> {
 }
 
 /// (name, version) of each package `tests/node/package.json` pins.
-/// The pinned versions of the packages the recipes use (tests/node also pins the OpenID
-/// Connect clients and the browser driver of `oidc_rp`).
-fn pinned_node_packages() -> Vec<(String, String)> {
+/// The packages pinned in `tests/node/package.json`: all, or (`recipes_only`) those the
+/// recipes use (tests/node also pins the OpenID Connect client and browser driver of `oidc_rp`).
+fn pinned_node_packages(recipes_only: bool) -> Vec<(String, String)> {
     let text = std::fs::read_to_string(root().join("tests/node/package.json")).unwrap();
     let pkg: Value = serde_json::from_str(&text).unwrap();
     let deps = pkg["dependencies"].as_object().unwrap();
     deps.iter()
-        .filter(|(name, _)| ["express", "express-jwt", "jose", "jwks-rsa"].contains(&name.as_str()))
+        .filter(|(name, _)| {
+            !recipes_only || ["express", "express-jwt", "jose", "jwks-rsa"].contains(&name.as_str())
+        })
         .map(|(name, v)| (name.clone(), v.as_str().unwrap().to_string()))
         .collect()
 }
