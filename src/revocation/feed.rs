@@ -13,6 +13,7 @@
 //!   reaches anyway.
 
 use base64::Engine;
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     AccessMode, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend,
     EntityTrait, IsolationLevel, QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait,
@@ -113,25 +114,42 @@ async fn read_in_id_order(
     limit: u64,
     now: i64,
 ) -> Result<Page> {
-    let rows = Revocations::find()
+    // `+column` keeps SQLite from using the kind or expiry index for these terms: with them it
+    // sorted every live row for each page (1M rows: 144 s to read them all); walking the
+    // primary key from `after` reads each page in its own time (1M rows: 2 s, most of it
+    // decoding; `cargo bench --bench denylist`).
+    let kinds = Kind::ALL.map(|k| format!("'{}'", k.as_str())).join(", ");
+    // Only the columns an entry needs: at a million rows, decoding is most of the cost.
+    let rows: Vec<(i64, String, String, i64)> = Revocations::find()
+        .select_only()
+        .columns([R::Id, R::Kind, R::Value, R::ExpiresAt])
         .filter(R::Id.gt(after.id))
-        .filter(listed(now))
+        .filter(Expr::cust(format!("+kind IN ({kinds})")))
+        .filter(Expr::cust_with_values("+expires_at > ?", [now]))
         .order_by_asc(R::Id)
         .limit(limit)
+        .into_tuple()
         .all(db)
         .await?;
     let next = match rows.last() {
         Some(last) => Cursor {
-            pos: last.id,
-            id: last.id,
+            pos: last.0,
+            id: last.0,
             pending: Vec::new(),
         },
         None => after.clone(),
     };
-    Ok(Page {
-        entries: entries(rows),
-        next,
-    })
+    let entries = rows
+        .into_iter()
+        .filter_map(|(_, kind, value, expires_at)| {
+            Some(Entry {
+                kind: Kind::parse(&kind)?,
+                value,
+                expires_at,
+            })
+        })
+        .collect();
+    Ok(Page { entries, next })
 }
 
 async fn read_postgres(

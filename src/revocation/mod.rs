@@ -1,13 +1,14 @@
 //! The access-token denylist: revoked jtis and revoked refresh families (`sid`), each held
-//! until the last access token it covers has expired. Rows live in the database; a moka cache
-//! in front holds every live row, so the hot-path check is a hash lookup with no database
-//! round trip.
+//! until the last access token it covers has expired. Rows live in the database; an in-memory
+//! table in front (`table`: 128-bit keys, 24 bytes an entry) holds every live row, so the
+//! hot-path check is three hash lookups with no database round trip and no allocation.
 //!
 //! Other instances' revocations arrive through the same feed relying parties read
 //! (`feed`): a cursor over positions the database assigns, never a writer's clock. A full
 //! re-read every `RECONCILE` repairs anything missed whatever the cause.
 
 pub mod feed;
+pub mod table;
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -55,16 +56,11 @@ impl Kind {
     }
 }
 
-struct ExpireAt(crate::clock::Clock);
-
-impl moka::Expiry<String, i64> for ExpireAt {
-    fn expire_after_create(&self, _: &String, exp: &i64, _: Instant) -> Option<Duration> {
-        // Memory hygiene only: an entry outliving its tokens is harmless, one dying early is
-        // not, hence the extra minute.
-        let left = exp.saturating_sub(self.0.now()).max(0) as u64;
-        Some(Duration::from_secs(left + 60))
-    }
-}
+/// How long past its expiry an entry stays in memory: an entry outliving its tokens is
+/// harmless, one dying early is not.
+const KEEP_AFTER_EXPIRY: i64 = 60;
+/// How often expired entries are dropped from memory.
+const PURGE_EVERY: Duration = Duration::from_secs(60);
 
 const LOAD_BATCH: u64 = 10_000;
 /// How often a follower re-reads every live row, the safety net under the position.
@@ -74,15 +70,12 @@ const RECONCILE: Duration = Duration::from_secs(600);
 pub struct Denylist {
     db: DatabaseConnection,
     // Unbounded on purpose: evicting a live revocation would un-revoke a token.
-    cache: moka::sync::Cache<String, i64>,
+    table: table::Table,
     /// Where the next poll starts.
     cursor: Mutex<feed::Cursor>,
     last_reconcile: Mutex<Instant>,
+    last_purge: Mutex<Instant>,
     clock: crate::clock::Clock,
-}
-
-fn key(kind: Kind, value: &str) -> String {
-    format!("{}:{value}", kind.as_str())
 }
 
 impl Denylist {
@@ -94,11 +87,10 @@ impl Denylist {
     ) -> Result<Self> {
         let list = Self {
             db,
-            cache: moka::sync::Cache::builder()
-                .expire_after(ExpireAt(clock.clone()))
-                .build(),
+            table: table::Table::new(),
             cursor: Mutex::new(feed::Cursor::start()),
             last_reconcile: Mutex::new(Instant::now()),
+            last_purge: Mutex::new(Instant::now()),
             clock,
         };
         let (_, cursor) = list.follow(feed::Cursor::start(), now).await?;
@@ -124,9 +116,9 @@ impl Denylist {
 
     /// True when the token `jti`, its family `sid` or its client is revoked. No I/O.
     pub fn is_revoked(&self, jti: &str, sid: Option<&str>, client_id: Option<&str>) -> bool {
-        self.cache.contains_key(&key(Kind::Jti, jti))
-            || sid.is_some_and(|s| self.cache.contains_key(&key(Kind::Sid, s)))
-            || client_id.is_some_and(|c| self.cache.contains_key(&key(Kind::Client, c)))
+        self.table.contains(Kind::Jti, jti)
+            || sid.is_some_and(|s| self.table.contains(Kind::Sid, s))
+            || client_id.is_some_and(|c| self.table.contains(Kind::Client, c))
     }
 
     /// Write a revocation row through `conn` (which may be a transaction). Call
@@ -160,7 +152,7 @@ impl Denylist {
 
     /// Put a committed revocation into this instance's cache at once.
     pub fn remember(&self, kind: Kind, value: &str, expires_at: i64) {
-        self.cache.insert(key(kind, value), expires_at);
+        self.table.insert(kind, value, expires_at);
     }
 
     /// Revoke and remember in one step (outside any wider transaction).
@@ -189,13 +181,16 @@ impl Denylist {
             n += self.follow(feed::Cursor::start(), now).await?.0;
             *lock(&self.last_reconcile) = Instant::now();
         }
+        if lock(&self.last_purge).elapsed() >= PURGE_EVERY {
+            self.table.purge(now - KEEP_AFTER_EXPIRY);
+            *lock(&self.last_purge) = Instant::now();
+        }
         Ok(n)
     }
 
     /// Live entries in this instance's cache.
     pub fn len(&self) -> u64 {
-        self.cache.run_pending_tasks();
-        self.cache.entry_count()
+        self.table.len() as u64
     }
 
     pub fn is_empty(&self) -> bool {
