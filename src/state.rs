@@ -105,9 +105,11 @@ impl App {
         }
         let browser = crate::oidc::BrowserKey::new(kek.derive("keymint browser csrf v1"));
         let secs = |d: std::time::Duration| d.as_secs() as i64;
+        // Access keys sign ID tokens too: a retired one stays published for the longer of
+        // the two lifetimes.
         let policy = KeyPolicy {
             bits: config.key_bits,
-            access_ttl: secs(config.access_ttl),
+            access_ttl: secs(config.access_ttl.max(config.id_token_ttl)),
             refresh_ttl: secs(config.refresh_ttl),
             leeway: secs(config.leeway),
         };
@@ -125,7 +127,7 @@ impl App {
         let tokens = Arc::new(Tokens::new(
             config.issuer.clone(),
             config.audience.clone(),
-            policy.access_ttl,
+            secs(config.access_ttl),
             policy.refresh_ttl,
             policy.leeway,
         ));

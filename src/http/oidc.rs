@@ -123,21 +123,24 @@ pub async fn authorize_get(
     run(&s, &headers, &p, Consent::NotAsked).await
 }
 
-/// The authorization endpoint with form parameters (OpenID Connect Core 3.1.2.1).
+/// The authorization endpoint with form parameters (OpenID Connect Core 3.1.2.1): answered
+/// with a 303 to the same request as a GET, because a cross-site POST does not carry the
+/// SameSite=Lax `km_sso` cookie and the user would be asked to sign in again for nothing.
 #[utoipa::path(post, path = "/oauth/authorize", tag = "openid connect",
     request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "The parameters of GET /oauth/authorize"),
     responses(
-        (status = 200, description = "The consent page (HTML)", content_type = "text/html", body = String),
-        (status = 302, description = "As for GET", headers(("Location" = String))),
-        (status = 400, description = "Unknown client or unregistered redirect URI (HTML)", content_type = "text/html", body = String),
-        (status = 503, description = "The database is unreachable (HTML)", content_type = "text/html", body = String),
+        (status = 303, description = "To GET /oauth/authorize with the same parameters", headers(("Location" = String))),
+        (status = 400, description = "More than 64 parameters (HTML)", content_type = "text/html", body = String),
     ))]
-pub async fn authorize_post(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    run(&s, &headers, &Params::parse(&body), Consent::NotAsked).await
+pub async fn authorize_post(body: Bytes) -> Response {
+    let p = Params::parse(&body);
+    if p.too_many() {
+        let m = "the request has too many parameters";
+        return pages::error(StatusCode::BAD_REQUEST, "Cannot sign in", m);
+    }
+    let mut resp = found(&format!("/oauth/authorize?{}", p.encode(&[], &[])));
+    *resp.status_mut() = StatusCode::SEE_OTHER;
+    resp
 }
 
 /// The consent form's answer: `request` (the authorization request), `csrf`, `decision`.

@@ -59,7 +59,7 @@ fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
 
 /// OpenID Provider / OAuth 2.0 Authorization Server metadata.
 #[derive(Serialize, ToSchema)]
-#[schema(example = json!({"issuer": "http://127.0.0.1:8080", "jwks_uri": "http://127.0.0.1:8080/.well-known/jwks.json", "token_endpoint": "http://127.0.0.1:8080/oauth/token", "revocation_endpoint": "http://127.0.0.1:8080/oauth/revoke", "introspection_endpoint": "http://127.0.0.1:8080/oauth/introspect", "userinfo_endpoint": "http://127.0.0.1:8080/oauth/userinfo", "authorization_endpoint": "http://127.0.0.1:8080/oauth/authorize", "end_session_endpoint": "http://127.0.0.1:8080/oauth/logout", "grant_types_supported": ["authorization_code", "password", "refresh_token", "client_credentials"], "response_types_supported": ["code"], "response_modes_supported": ["query"], "subject_types_supported": ["public"], "id_token_signing_alg_values_supported": ["RS256"], "code_challenge_methods_supported": ["S256"], "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"], "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp", "sid", "preferred_username", "name", "email", "email_verified"], "scopes_supported": ["openid", "profile", "email"], "prompt_values_supported": ["none", "login"], "authorization_response_iss_parameter_supported": true}))]
+#[schema(example = json!({"issuer": "http://127.0.0.1:8080", "jwks_uri": "http://127.0.0.1:8080/.well-known/jwks.json", "token_endpoint": "http://127.0.0.1:8080/oauth/token", "revocation_endpoint": "http://127.0.0.1:8080/oauth/revoke", "introspection_endpoint": "http://127.0.0.1:8080/oauth/introspect", "userinfo_endpoint": "http://127.0.0.1:8080/oauth/userinfo", "authorization_endpoint": "http://127.0.0.1:8080/oauth/authorize", "end_session_endpoint": "http://127.0.0.1:8080/oauth/logout", "grant_types_supported": ["authorization_code", "password", "refresh_token", "client_credentials"], "response_types_supported": ["code"], "response_modes_supported": ["query"], "subject_types_supported": ["public"], "id_token_signing_alg_values_supported": ["RS256"], "code_challenge_methods_supported": ["S256"], "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"], "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp", "sid", "preferred_username", "name", "email", "email_verified"], "scopes_supported": ["openid", "profile", "email"], "prompt_values_supported": ["none", "login"], "request_uri_parameter_supported": false, "request_parameter_supported": false, "authorization_response_iss_parameter_supported": true}))]
 pub struct Discovery {
     pub issuer: String,
     pub jwks_uri: String,
@@ -81,6 +81,9 @@ pub struct Discovery {
     pub claims_supported: Vec<&'static str>,
     pub scopes_supported: Vec<&'static str>,
     pub prompt_values_supported: Vec<&'static str>,
+    /// Request objects are not supported (OpenID Connect Discovery defaults this to `true`).
+    pub request_uri_parameter_supported: bool,
+    pub request_parameter_supported: bool,
     /// RFC 9207: authorization responses carry `iss`.
     pub authorization_response_iss_parameter_supported: bool,
 }
@@ -140,6 +143,8 @@ fn discovery(s: &AppState) -> Discovery {
         ],
         scopes_supported: vec!["openid", "profile", "email"],
         prompt_values_supported: vec!["none", "login"],
+        request_uri_parameter_supported: false,
+        request_parameter_supported: false,
         authorization_response_iss_parameter_supported: true,
     }
 }

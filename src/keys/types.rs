@@ -99,6 +99,7 @@ impl Backend {
 #[derive(Clone, Copy, Debug)]
 pub struct KeyPolicy {
     pub bits: usize,
+    /// The longest lifetime of what an access key signs: access tokens and ID tokens.
     pub access_ttl: i64,
     pub refresh_ttl: i64,
     pub leeway: i64,

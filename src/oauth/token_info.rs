@@ -187,12 +187,13 @@ pub async fn revoke(
         None => return Ok(()),
     };
     match (caller, owner.as_deref()) {
-        // Every registered client is confidential: only it may end its grants (SPEC
-        // section 4), so a leaked token cannot be used to log its client's users out.
+        // Only its client may end a client's grants (SPEC section 4), so a leaked token
+        // cannot be used to log its client's users out; a public client identifies itself
+        // with its client_id.
         (None, Some(_)) => {
             return Err(OAuthError::new(
                 "invalid_client",
-                "the token was issued to a confidential client: authenticate as that client",
+                "the token was issued to a client: identify as that client (authenticate, if it is confidential)",
             ));
         }
         (Some(caller), Some(owner)) if caller.client_id != owner => {

@@ -121,6 +121,9 @@ pub async fn authorize(
             });
         }
     };
+    if consent == Consent::Deny {
+        return fail("access_denied", "the user declined");
+    }
     if c.client.consent {
         match consent {
             Consent::Deny => return fail("access_denied", "the user declined"),
@@ -179,6 +182,9 @@ const MAX_PARAM: usize = 2048;
 /// Validate everything but the session: `Err(outcome)` is the refusal or error redirect.
 async fn check<'a>(app: &App, p: &'a Params) -> Result<std::result::Result<Checked<'a>, Outcome>> {
     let refuse = |m: &str| Ok(Err(Outcome::Refuse(m.to_string())));
+    if p.too_many() {
+        return refuse("the request has too many parameters");
+    }
     let repeated = p.repeated();
     if matches!(repeated, Some("client_id" | "redirect_uri")) {
         return refuse("the request repeats client_id or redirect_uri");

@@ -175,6 +175,15 @@ pub async fn grant(
         .one(&app.db)
         .await
         .map_err(Error::from)?;
+    // Likewise a sign-out (or a revocation of the user's sessions) that ended the browser
+    // session meanwhile: every family it started must die, this one included.
+    let session = super::sso::find_by_id(app, &row.sso_id, now).await?;
+    if session.is_none_or(|s| s.user_id != row.user_id) {
+        app.sessions
+            .revoke_family(&family, "browser session ended", now)
+            .await?;
+        return Err(invalid_grant("the sign-in this code came from has ended"));
+    }
     if again.is_none_or(|r| r.reused_at.is_some()) {
         app.sessions
             .revoke_family(&family, "authorization code reused", now)

@@ -33,14 +33,21 @@ pub async fn check(
     r: &LogoutRequest<'_>,
     now: i64,
 ) -> Result<std::result::Result<Plan, String>> {
-    let hint = match r.id_token_hint {
+    // A hint that no longer verifies (its key retired past its lifetime, say) names no
+    // session, so the user confirms; its `aud` may still name the client whose registered
+    // post-logout URIs apply (a URI must match one of them exactly, so nothing is trusted).
+    let (hint, unverified_aud) = match r.id_token_hint {
         Some(t) => match verify_hint(app, t, now) {
-            Ok(c) => Some(c),
-            Err(_) => return Ok(Err("id_token_hint is not an ID token of this issuer".into())),
+            Ok(c) => (Some(c), None),
+            Err(_) => (None, unverified_audience(t)),
         },
-        None => None,
+        None => (None, None),
     };
-    let client_id = match (hint.as_ref().map(|h| h.aud.as_str()), r.client_id) {
+    let aud = hint
+        .as_ref()
+        .map(|h| h.aud.as_str())
+        .or(unverified_aud.as_deref());
+    let client_id = match (aud, r.client_id) {
         (Some(a), Some(c)) if a != c => {
             return Ok(Err("client_id does not match the id_token_hint".into()));
         }
@@ -70,6 +77,20 @@ pub async fn check(
         hinted: hint.map(|h| (h.sid, h.sub)),
         redirect,
     }))
+}
+
+/// The `aud` of a JWT's payload, unverified (used only to look up registered URIs).
+fn unverified_audience(token: &str) -> Option<String> {
+    use base64::Engine;
+    let payload = token.split('.').nth(1)?;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&raw).ok()?;
+    v["aud"]
+        .as_str()
+        .filter(|a| a.len() <= 128)
+        .map(str::to_string)
 }
 
 /// An ID token keymint signed (`typ: JWT`, an access key that still verifies, our `iss`),

@@ -108,7 +108,7 @@ pub fn safe_return_to(v: Option<&str>) -> String {
         Some(p)
             if p.starts_with('/')
                 && !p.starts_with("//")
-                && p.len() <= 4096
+                && p.len() <= 16 * 1024
                 && !p.chars().any(|c| c.is_control() || c == '\\') =>
         {
             p.to_string()

@@ -4,7 +4,9 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
 
 use super::Sessions;
-use crate::db::entities::{refresh_families as fam, refresh_tokens as rt};
+use crate::db::entities::{
+    auth_codes as codes, refresh_families as fam, refresh_tokens as rt, sso_sessions as sso,
+};
 use crate::error::{Error, Result};
 use crate::revocation::{Denylist, Kind};
 use crate::tokens::AccessClaims;
@@ -41,9 +43,22 @@ impl Sessions {
         Ok(changed)
     }
 
-    /// Revoke every live family of a user (revoke-sessions, disable, delete, password change).
-    /// Returns how many families were revoked.
+    /// Revoke every live family of a user (revoke-sessions, disable, delete, password change),
+    /// and end their browser (SSO) sessions and unredeemed codes first, so none of those can
+    /// mint a new family afterwards. Returns how many families were revoked.
     pub async fn revoke_user_sessions(&self, user_id: &str, reason: &str, now: i64) -> Result<u64> {
+        sso::Entity::update_many()
+            .col_expr(sso::Column::EndedAt, Expr::value(now))
+            .filter(sso::Column::UserId.eq(user_id))
+            .filter(sso::Column::EndedAt.is_null())
+            .exec(&self.db)
+            .await?;
+        codes::Entity::update_many()
+            .col_expr(codes::Column::UsedAt, Expr::value(now))
+            .filter(codes::Column::UserId.eq(user_id))
+            .filter(codes::Column::UsedAt.is_null())
+            .exec(&self.db)
+            .await?;
         self.revoke_families(fam::Column::UserId.eq(user_id), reason, now)
             .await
     }
