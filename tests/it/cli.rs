@@ -153,3 +153,100 @@ async fn bootstrap_admin_is_created_once() {
     s.login("root", "root-password").await;
     s.stop().await;
 }
+
+/// The CLI registers browser sign-in users and clients as the admin API does (SPEC section 7).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_registers_oidc_users_and_clients() {
+    let site = Site::new(Backend::Sqlite).await;
+    site.seed_keys().await;
+    let args = [
+        "users",
+        "create",
+        "rhea",
+        "--name",
+        "Rhea Silvia",
+        "--email",
+        "rhea@example.com",
+        "--password-stdin",
+    ];
+    let out = run_cli(&site, &args, "rhea-password\n").await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let user: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (user["name"].as_str(), user["email"].as_str()),
+        (Some("Rhea Silvia"), Some("rhea@example.com"))
+    );
+    let bad = run_cli(
+        &site,
+        &[
+            "users",
+            "create",
+            "x",
+            "--email",
+            "no-at-sign",
+            "--password-stdin",
+        ],
+        "x-password\n",
+    )
+    .await;
+    assert!(!bad.status.success(), "an invalid email is refused");
+
+    let args = [
+        "clients",
+        "create",
+        "--name",
+        "spa",
+        "--grant",
+        "authorization_code",
+        "--grant",
+        "refresh_token",
+        "--redirect-uri",
+        "http://127.0.0.1:5173/cb",
+        "--post-logout-redirect-uri",
+        "http://127.0.0.1:5173/",
+        "--public",
+        "--consent",
+    ];
+    let out = run_cli(&site, &args, "").await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let c: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        c["client_secret"],
+        serde_json::Value::Null,
+        "a public client has no secret"
+    );
+    assert_eq!(
+        (c["public"].as_bool(), c["consent"].as_bool()),
+        (Some(true), Some(true))
+    );
+    assert_eq!(
+        c["redirect_uris"],
+        serde_json::json!(["http://127.0.0.1:5173/cb"])
+    );
+    assert_eq!(
+        c["post_logout_redirect_uris"],
+        serde_json::json!(["http://127.0.0.1:5173/"])
+    );
+    let args = [
+        "clients",
+        "create",
+        "--name",
+        "x",
+        "--grant",
+        "client_credentials",
+        "--public",
+    ];
+    let out = run_cli(&site, &args, "").await;
+    assert!(
+        !out.status.success(),
+        "the same rule as the API: no client_credentials for a public client"
+    );
+}
