@@ -8,10 +8,11 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::error::ErrorCode;
+use crate::error::{Error, ErrorCode};
 use crate::http::cookies::{Cookie, form_origin_allowed};
 use crate::http::extract::ClientIp;
 use crate::http::pages::{self, LoginForm};
+use crate::login;
 use crate::oidc::authorize::Params;
 use crate::oidc::{random_secret, safe_return_to, sso};
 use crate::state::AppState;
@@ -85,63 +86,89 @@ pub async fn login_submit(
     body: Bytes,
 ) -> Response {
     let p = Params::parse(&body);
-    let return_to = safe_return_to(p.get("return_to"));
-    let username = p.get("username").unwrap_or("");
-    let https = s.config.is_https();
-    let nonce = Cookie::LoginForm.read(&headers, https);
-    let csrf_ok = nonce
-        .as_deref()
-        .is_some_and(|n| s.browser.check("login", n, p.get("csrf").unwrap_or("")))
-        && form_origin_allowed(&s, &headers);
-    if !csrf_ok {
+    let f = Form {
+        s: &s,
+        headers: &headers,
+        return_to: safe_return_to(p.get("return_to")),
+        username: p.get("username").unwrap_or(""),
+    };
+    if !form_nonce_ok(&s, &headers, p.get("csrf").unwrap_or("")) {
         let msg = "This sign-in form has expired. Please sign in again.";
-        return form(
-            &s,
-            &headers,
-            StatusCode::FORBIDDEN,
-            &return_to,
-            username,
-            Some(msg),
-        );
+        return f.again(StatusCode::FORBIDDEN, msg, None);
     }
-    let password = p.get("password").unwrap_or("");
     let current = current_session(&s, &headers).await.ok().flatten();
+    let password = p.get("password").unwrap_or("");
     let signed_in =
-        crate::login::sign_in_browser(&s, username, password, addr.as_deref(), current.as_ref());
+        login::sign_in_browser(&s, f.username, password, addr.as_deref(), current.as_ref());
     match signed_in.await {
         Ok((session, secret, _)) => {
-            let ttl = session.expires_at - s.now();
-            let mut resp = (StatusCode::SEE_OTHER, [(header::LOCATION, return_to)]).into_response();
-            let h = resp.headers_mut();
-            h.append(header::SET_COOKIE, Cookie::Sso.set(https, &secret, ttl));
-            h.append(header::SET_COOKIE, Cookie::LoginForm.clear(https));
-            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            resp
+            signed_in_response(&s, &f.return_to, &secret, session.expires_at)
         }
-        Err(e) => {
-            let status = crate::http::error::status(e.code);
-            let (msg, retry) = match e.code {
-                ErrorCode::InvalidCredentials => {
-                    ("Invalid username or password.".to_string(), None)
-                }
-                ErrorCode::ValidationError => (e.message.clone(), None),
-                ErrorCode::RateLimited => (
-                    format!(
-                        "Too many failed sign-ins. Try again in {} seconds.",
-                        e.retry_after.unwrap_or(1)
-                    ),
-                    e.retry_after,
-                ),
-                _ => (crate::http::error::public_message(&e), e.retry_after),
-            };
-            let mut resp = form(&s, &headers, status, &return_to, username, Some(&msg));
-            if let Some(secs) = retry {
-                resp.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        Err(e) => f.refused(&e),
+    }
+}
+
+/// The form being answered: what to show again if the sign-in fails.
+struct Form<'a> {
+    s: &'a AppState,
+    headers: &'a HeaderMap,
+    return_to: String,
+    username: &'a str,
+}
+
+impl Form<'_> {
+    fn again(&self, status: StatusCode, msg: &str, retry_after: Option<u64>) -> Response {
+        let (s, h) = (self.s, self.headers);
+        let mut resp = form(s, h, status, &self.return_to, self.username, Some(msg));
+        if let Some(secs) = retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        resp
+    }
+
+    /// The form again with what went wrong, in the status `/auth/login` would answer.
+    fn refused(&self, e: &Error) -> Response {
+        let status = crate::http::error::status(e.code);
+        match e.code {
+            ErrorCode::InvalidCredentials => {
+                self.again(status, "Invalid username or password.", None)
             }
-            resp
+            ErrorCode::ValidationError => self.again(status, &e.message, None),
+            ErrorCode::RateLimited => {
+                let secs = e.retry_after.unwrap_or(1);
+                let msg = format!("Too many failed sign-ins. Try again in {secs} seconds.");
+                self.again(status, &msg, e.retry_after)
+            }
+            _ => self.again(
+                status,
+                &crate::http::error::public_message(e),
+                e.retry_after,
+            ),
         }
     }
+}
+
+/// The form's nonce: the `km_login` cookie's HMAC, from an allowed origin.
+fn form_nonce_ok(s: &AppState, headers: &HeaderMap, presented: &str) -> bool {
+    let nonce = Cookie::LoginForm.read(headers, s.config.is_https());
+    nonce
+        .as_deref()
+        .is_some_and(|n| s.browser.check("login", n, presented))
+        && form_origin_allowed(s, headers)
+}
+
+/// 303 to `return_to` with the new `km_sso` cookie; the form's nonce is spent.
+fn signed_in_response(s: &AppState, return_to: &str, secret: &str, expires_at: i64) -> Response {
+    let https = s.config.is_https();
+    let location = [(header::LOCATION, return_to.to_string())];
+    let mut resp = (StatusCode::SEE_OTHER, location).into_response();
+    let h = resp.headers_mut();
+    let ttl = expires_at - s.now();
+    h.append(header::SET_COOKIE, Cookie::Sso.set(https, secret, ttl));
+    h.append(header::SET_COOKIE, Cookie::LoginForm.clear(https));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
 }
 
 /// `GET /`: who is signed in on this browser.
