@@ -209,9 +209,20 @@ impl Hsm {
             Attribute::Unwrap(false),
             Attribute::Label(pending),
         ];
-        let (pub_h, priv_h) = session
-            .generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public, &private)
-            .map_err(|e| format!("pkcs11 key generation: {e}"))?;
+        // A token may fail a generation transiently (SoftHSM2 answers CKR_GENERAL_ERROR while
+        // another session in the process rescans its object store): try up to three times.
+        let mut attempt = 0;
+        let (pub_h, priv_h) = loop {
+            attempt += 1;
+            match session.generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public, &private) {
+                Ok(pair) => break pair,
+                Err(e) if attempt < 3 => {
+                    tracing::warn!(attempt, "pkcs11 key generation failed, retrying: {e}");
+                    std::thread::sleep(std::time::Duration::from_millis(100 * attempt));
+                }
+                Err(e) => return Err(format!("pkcs11 key generation: {e}")),
+            }
+        };
         let named = name_pair(&session, purpose, bits, pub_h, priv_h);
         if named.is_err() {
             // Never leave an unnamed pair behind: `destroy` finds keys by their id only.
