@@ -130,12 +130,16 @@ pub async fn authorize_get(
     request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "The parameters of GET /oauth/authorize"),
     responses(
         (status = 303, description = "To GET /oauth/authorize with the same parameters", headers(("Location" = String))),
-        (status = 400, description = "More than 64 parameters (HTML)", content_type = "text/html", body = String),
+        (status = 400, description = "No client_id, or more than 64 parameters (HTML)", content_type = "text/html", body = String),
     ))]
 pub async fn authorize_post(body: Bytes) -> Response {
     let p = Params::parse(&body);
-    if p.too_many() {
-        let m = "the request has too many parameters";
+    let refusal = match () {
+        _ if p.too_many() => Some("the request has too many parameters"),
+        _ if p.get("client_id").is_none() => Some("the request has no client_id"),
+        _ => None,
+    };
+    if let Some(m) = refusal {
         return pages::error(StatusCode::BAD_REQUEST, "Cannot sign in", m);
     }
     let mut resp = found(&format!("/oauth/authorize?{}", p.encode(&[], &[])));
