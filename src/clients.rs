@@ -169,7 +169,16 @@ fn validate(n: &NewClient) -> Result<(), String> {
     Ok(())
 }
 
-fn digest(secret: &str) -> String {
+/// 256 random bits, base64url (43 characters): client secrets, and the codes, SSO session
+/// secrets and form nonces of browser sign-in.
+pub fn random_secret() -> String {
+    let mut raw = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut raw);
+    B64.encode(raw)
+}
+
+/// Hex SHA-256: how such secrets are stored, so a database reader cannot use them.
+pub fn digest(secret: &str) -> String {
     Sha256::digest(secret.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -198,9 +207,7 @@ impl ClientStore {
     /// never retrievable again.
     pub async fn create(&self, n: &NewClient, now: i64) -> Result<(Client, Option<String>)> {
         validate(n).map_err(Error::validation)?;
-        let mut raw = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut raw);
-        let secret = (!n.public).then(|| B64.encode(raw));
+        let secret = (!n.public).then(random_secret);
         let dedup = |v: &[String]| {
             let mut out: Vec<String> = Vec::new();
             for x in v {

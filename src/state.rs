@@ -272,15 +272,10 @@ impl App {
         Ok(claims)
     }
 
-    /// `authenticate`, plus: the token is first-party (no `client_id`), its user exists, is enabled and holds the admin role now.
-    /// Roles are read from the user store, not the token, so a demoted admin loses access at
-    /// once (within the 1 s user cache on other instances).
-    pub async fn admin(&self, token: &str, now: i64) -> Result<AccessClaims> {
-        let claims = self.authenticate(token, now)?;
-        self.require_admin(claims).await
-    }
-
-    /// The admin rules over claims already verified: first-party, an enabled admin now.
+    /// The admin rules over claims already verified (`authenticate`): the token is first-party
+    /// (no `client_id`), its user exists, is enabled and holds the admin role now. Roles are
+    /// read from the user store, not the token, so a demoted admin loses access at once
+    /// (within the 1 s user cache on other instances).
     pub async fn require_admin(&self, claims: AccessClaims) -> Result<AccessClaims> {
         if claims.client_id.is_some() {
             // A token minted for an OAuth client never carries admin power (SPEC section 4):

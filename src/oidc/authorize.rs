@@ -121,26 +121,25 @@ pub async fn authorize(
             });
         }
     };
-    if consent == Consent::Deny {
-        return fail("access_denied", "the user declined");
-    }
-    if c.client.consent {
-        match consent {
-            Consent::Deny => return fail("access_denied", "the user declined"),
-            Consent::Allow => remember_consent(app, &user.id, &c.client, &c.scopes, now).await?,
-            Consent::NotAsked if !consented(app, &user.id, &c.client, &c.scopes).await? => {
-                if c.prompt_none {
-                    return fail("consent_required", "the user has not consented");
-                }
-                return Ok(Outcome::Consent {
-                    client: c.client.clone(),
-                    scopes: c.scopes.clone(),
-                    request: p.encode(&[], &[]),
-                    sso_id: sso.id,
-                });
-            }
-            Consent::NotAsked => {}
+    match consent {
+        Consent::Deny => return fail("access_denied", "the user declined"),
+        Consent::Allow if c.client.consent => {
+            remember_consent(app, &user.id, &c.client, &c.scopes, now).await?
         }
+        Consent::NotAsked
+            if c.client.consent && !consented(app, &user.id, &c.client, &c.scopes).await? =>
+        {
+            if c.prompt_none {
+                return fail("consent_required", "the user has not consented");
+            }
+            return Ok(Outcome::Consent {
+                client: c.client.clone(),
+                scopes: c.scopes.clone(),
+                request: p.encode(&[], &[]),
+                sso_id: sso.id,
+            });
+        }
+        _ => {}
     }
     let binding = CodeBinding {
         client_id: c.client.client_id.clone(),

@@ -11,7 +11,6 @@ pub mod sso;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use rand::RngCore;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -51,20 +50,8 @@ impl BrowserKey {
     }
 }
 
-/// 256 random bits, base64url (43 characters): codes, SSO session secrets, form nonces.
-pub fn random_secret() -> String {
-    let mut raw = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut raw);
-    B64.encode(raw)
-}
-
-/// Hex SHA-256: how codes and SSO secrets are stored, so a database reader cannot use them.
-pub fn digest(secret: &str) -> String {
-    Sha256::digest(secret.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+/// Codes, SSO session secrets and form nonces are made and stored like client secrets.
+pub use crate::clients::{digest, random_secret};
 
 /// RFC 7636 `S256`: BASE64URL(SHA256(verifier)) == challenge, and a well-formed verifier.
 pub fn pkce_matches(verifier: &str, challenge: &str) -> bool {
