@@ -150,5 +150,10 @@ fn load(rows: usize, vals: Vec<String>) {
             "Denylist::load of {rows} SQLite rows: {load:.2?}; RSS {before:.1} -> {after:.1} MiB (+{:.1}); targets: <= 1 s, <= 100 MiB",
             after - before
         );
+        println!(
+            "KMRESULT mode=denylist rows={rows} load_s={:.3} rss_added_mib={:.1} rss_after_mib={after:.1}",
+            load.as_secs_f64(),
+            after - before
+        );
     });
 }

@@ -1,16 +1,26 @@
 #!/usr/bin/env bash
-# Issue 7: HTTP load benchmark of a release keymint on SQLite, with nginx serving the same JWKS
-# bytes as the ceiling and `openssl speed` as the RSA limit of this machine.
+# Issue 15: the hot paths against the machine's limits, measured side by side in one run on a
+# release keymint: nginx serving the same JWKS bytes, `openssl speed rsa2048` (the RSA sign
+# limit), argon2id alone (the login limit, keymint's own hash in the code_flow driver), keymint
+# on SQLite and on Postgres, and the node oidc-provider as a peer. Prints every target of issue
+# 15 with its ratio and PASS/FAIL, and with README=1 rewrites README's table from this run.
 #
 #   benches/load.sh [path/to/keymint]        (or KEYMINT_BIN=...; default target/release/keymint)
+#
+# The argon2 timing and the denylist load come from the `code_flow` and `denylist` bench
+# targets: unless DRIVER and DENYLIST_BENCH name built ones, this runs `cargo build --release
+# --bench code_flow --bench denylist` here (with `--bin keymint` when the binary is the
+# default one): a no-op when they are fresh.
 #
 # Knobs (environment): DURATION (s, default 10), WARMUP (s, 2), CONNS (64), BIG_CONNS (256),
 # BIG_DURATION (s, 5), PROBE_CONNS / PROBE_DELAY_MS (the JWKS latency probe run while logins
 # load the CPU: 8 connections each waiting 1 ms between requests, a bounded rate, not a flood),
-# THREADS (wrk threads, 2), IDLE_WAIT (s to wait for other processes to quiet down first, 0),
-# NICE (e.g. -10: run this script and all it starts at that priority, on a shared machine),
-# KEEP_TMP=1 keeps the temp dir, STRICT=1 exits 1 on a missed target.
-# All traffic goes to 127.0.0.1; every wrk run is bounded by its duration (and `timeout`).
+# THREADS (wrk threads, 2), PG_URL (a Postgres server keymint may create a scratch database on;
+# default $KEYMINT_TEST_POSTGRES_URL or postgres://postgres@127.0.0.1:5432/test; PG=0 skips),
+# PEER=0 skips oidc-provider, DENYLIST=0 skips the 1M-revocation load, ARGON2_ITERATIONS (20),
+# IDLE_WAIT (s to wait for other processes to quiet down first, 0), NICE, KEEP_TMP=1,
+# README=1 (rewrite README.md's table between its load-table markers), STRICT=1 (exit 1 on a
+# missed target). All traffic goes to 127.0.0.1; every wrk run is bounded by its duration.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -25,20 +35,37 @@ PROBE_CONNS=${PROBE_CONNS:-8}
 PROBE_DELAY_MS=${PROBE_DELAY_MS:-1}
 THREADS=${THREADS:-2}
 ADMIN=${KEYMINT_BOOTSTRAP_ADMIN:-admin:admin-password-1}
+ARGON2_ITERATIONS=${ARGON2_ITERATIONS:-20}
+PG_URL=${PG_URL:-${KEYMINT_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}}
 LUA="$here/wrk/keymint.lua"
+default_bin=$repo/target/release/keymint
 BENCH_NAME=load
 # shellcheck source=benches/lib.sh
 . "$here/lib.sh"
+# shellcheck source=benches/peer.sh
+. "$here/peer.sh"
 
 # --- tools: Debian packages only (no prebuilt downloads) ---------------------------------------
 need_tools wrk curl jq openssl awk
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 [ -x "$NGINX" ] || need_tools nginx
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+# --- the drivers (argon2 timing, denylist load), built in this repository -----------------------
+if [ -z "${DRIVER:-}" ] || { [ "${DENYLIST:-1}" = 1 ] && [ -z "${DENYLIST_BENCH:-}" ]; }; then
+  build=(--bench code_flow --bench denylist)
+  [ "$BIN" = "$default_bin" ] && build+=(--bin keymint)
+  log "cargo build --release ${build[*]} (in $repo)"
+  built=$(cd "$repo" && cargo build --release "${build[@]}" --message-format=json-render-diagnostics |
+    jq -r 'select(.reason == "compiler-artifact" and .executable != null) | "\(.target.name) \(.executable)"')
+  DRIVER=${DRIVER:-$(awk '$1 == "code_flow" { print $2 }' <<<"$built" | tail -1)}
+  DENYLIST_BENCH=${DENYLIST_BENCH:-$(awk '$1 == "denylist" { print $2 }' <<<"$built" | tail -1)}
+fi
+[ -x "${DRIVER:-}" ] || die "no code_flow driver (DRIVER=${DRIVER:-})"
 # Temp dir and cleanup: every process we start is killed by PID on any exit.
 bench_start keymint-load
 
-# --- the machine's RSA limit, measured first while the machine is idle -------------------------
+# --- the machine's limits, measured first while the machine is idle ----------------------------
 cores=$(nproc)
 busy_before=$(idle_check)
 log "machine busy before the run: $busy_before% (of $((cores * 100))%), load average $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -47,6 +74,12 @@ openssl speed -seconds 3 rsa2048 >"$tmp/openssl.txt" 2>/dev/null
 read -r sign_s verify_s < <(awk '/^rsa 2048/ { s = $(NF-1); v = $NF } END { print s, v }' "$tmp/openssl.txt")
 [ -n "$sign_s" ] && [ -n "$verify_s" ] || die "cannot parse openssl speed output: $(tail -3 "$tmp/openssl.txt")"
 log "openssl rsa2048: sign/s=$sign_s verify/s=$verify_s (one core)"
+log "argon2id: $ARGON2_ITERATIONS verifications on one thread (keymint's own, m=19 MiB t=2 p=1)"
+KM_ITERATIONS=$ARGON2_ITERATIONS KM_THREADS=$cores "$DRIVER" argon2 >"$tmp/argon2.txt" 2>"$tmp/argon2.err" \
+  || die "argon2 timing failed: $(tail -3 "$tmp/argon2.err")"
+hash_ms=$(kv "$tmp/argon2.txt" median_ms)
+argon2_limit=$(awk -v c="$cores" -v t="$hash_ms" 'BEGIN { printf "%.1f", c * 1000 / t }')
+log "argon2id: median $hash_ms ms; limit $cores ÷ $hash_ms ms = $argon2_limit logins/s"
 
 # --- keymint on SQLite -------------------------------------------------------------------------
 port=$(free_port) || die "no free port"
@@ -56,62 +89,79 @@ export KEYMINT_BIND="127.0.0.1:$port" KEYMINT_ISSUER="$url" \
   KEYMINT_BOOTSTRAP_ADMIN="$ADMIN" RUST_LOG=${RUST_LOG:-warn}
 # Scheduled jobs (RSA key generation, cleanup) must not fire inside a measurement window.
 export KEYMINT_ROTATION_CRON="0 0 4 1 1 *" KEYMINT_CLEANUP_CRON="0 0 4 1 1 *"
-start_keymint() {
-  log "starting $BIN serve on $url (SQLite in $tmp)"
-  "$BIN" serve >>"$tmp/keymint.log" 2>&1 &
+# Every login here succeeds, but the limiter reserves each attempt as a failure until its
+# password checks out, and all connections come from 127.0.0.1: at the default per-address
+# allowance most concurrent logins would be refused with 429 (as in benches/code_flow.sh).
+export KEYMINT_LOGIN_IP_FAILURES=${KEYMINT_LOGIN_IP_FAILURES:-1000000}
+start_keymint() { # start_keymint URL LOGFILE: sets kpid and rss_idle
+  log "starting $BIN serve on $1 ($KEYMINT_DATABASE_URL)"
+  "$BIN" serve >>"$2" 2>&1 &
   kpid=$!
   pids+=("$kpid")
   for _ in $(seq 600); do # up to 60 s
-    alive "$kpid" || die "keymint exited: $(tail -5 "$tmp/keymint.log")"
-    [ "$(curl -s -o /dev/null -w '%{http_code}' "$url/readyz")" = 200 ] && break
+    alive "$kpid" || die "keymint exited: $(tail -5 "$2")"
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "$1/readyz")" = 200 ] && break
     sleep 0.1
   done
-  [ "$(curl -s -o /dev/null -w '%{http_code}' "$url/readyz")" = 200 ] || die "keymint not ready after 60 s"
+  [ "$(curl -s -o /dev/null -w '%{http_code}' "$1/readyz")" = 200 ] || die "keymint not ready after 60 s"
   rss_idle=$(rss_kib "$kpid" VmRSS)
   log "keymint ready (pid $kpid, RSS $(mib "$rss_idle") MiB)"
 }
-start_keymint
+stop_keymint() {
+  kill "$kpid"
+  for _ in $(seq 100); do alive "$kpid" || break; sleep 0.1; done
+  kill -9 "$kpid" 2>/dev/null || true
+  wait "$kpid" 2>/dev/null || true
+}
+start_keymint "$url" "$tmp/keymint.log"
 
 user=${ADMIN%%:*}
 pass=${ADMIN#*:}
 login_body=$(jq -cn --arg u "$user" --arg p "$pass" '{username: $u, password: $p}')
-login() { curl -sf -m 30 -H 'Content-Type: application/json' -d "$login_body" "$url/auth/login"; }
-access=$(login | jq -r .access_token) || die "login failed"
-[ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $access" "$url/auth/me")" = 200 ] \
-  || die "/auth/me rejects a fresh token"
-
+# Everything a run needs from one instance at $u: an access token, refresh-token files, an
+# OAuth client (Basic credentials) and one of its tokens to introspect.
+setup_instance() { # setup_instance URL PREFIX NAMES...: files $tmp/PREFIX.NAME
+  local u=$1 pfx=$2 access client
+  shift 2
+  access=$(curl -sf -m 30 -H 'Content-Type: application/json' -d "$login_body" "$u/auth/login" | jq -r .access_token) \
+    || die "login failed at $u"
+  [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $access" "$u/auth/me")" = 200 ] \
+    || die "/auth/me rejects a fresh token"
+  echo "$access" >"$tmp/$pfx.access"
+  local spare=$((4 * THREADS)) name n # see the note on request() in wrk/keymint.lua
+  for name in "$@"; do
+    case $name in big*) n=$((BIG_CONNS + spare)) ;; *) n=$((CONNS + spare)) ;; esac
+    refresh_tokens "$u" "$n" "$tmp/$pfx.$name"
+  done
+  client=$(curl -sf -H "Authorization: Bearer $access" -H 'Content-Type: application/json' \
+    -d '{"name":"bench","grant_types":["client_credentials"],"scopes":["a"]}' "$u/admin/clients") \
+    || die "cannot create an OAuth client"
+  printf '%s:%s' "$(jq -r .client_id <<<"$client")" "$(jq -r .client_secret <<<"$client")" | base64 -w0 >"$tmp/$pfx.basic"
+  curl -sf -H "Authorization: Basic $(cat "$tmp/$pfx.basic")" -d grant_type=client_credentials "$u/oauth/token" \
+    | jq -r .access_token >"$tmp/$pfx.cctoken" || die "/oauth/token rejects the client"
+  [ "$(curl -sf -H "Authorization: Basic $(cat "$tmp/$pfx.basic")" -d "token=$(cat "$tmp/$pfx.cctoken")" \
+    "$u/oauth/introspect" | jq -r .active)" = true ] || die "introspection does not know the client's token"
+}
 # N refresh tokens, each from its own login (its own family), four logins at a time.
-refresh_tokens() {
-  local n=$1 out=$2 d="$tmp/logins.$RANDOM"
+refresh_tokens() { # refresh_tokens URL N FILE
+  local u=$1 n=$2 out=$3 d="$tmp/logins.$RANDOM"
   mkdir -p "$d"
   seq "$n" | xargs -P 4 -I{} curl -sf -m 60 -o "$d/{}" -H 'Content-Type: application/json' \
-    -d "$login_body" "$url/auth/login" || true
+    -d "$login_body" "$u/auth/login" || true
   cat "$d"/* 2>/dev/null | jq -r .refresh_token >"$out"
   rm -rf "$d"
   [ "$(grep -c . "$out")" -eq "$n" ] || die "wanted $n refresh tokens, got $(grep -c . "$out")"
 }
-spare=$((4 * THREADS)) # see the note on request() in wrk/keymint.lua
-log "logging in $((2 * (CONNS + BIG_CONNS + 2 * spare))) times for refresh-token chains"
-refresh_tokens "$((CONNS + spare))" "$tmp/rt.warm"
-refresh_tokens "$((CONNS + spare))" "$tmp/rt.main"
-refresh_tokens "$((BIG_CONNS + spare))" "$tmp/rt.bigwarm"
-refresh_tokens "$((BIG_CONNS + spare))" "$tmp/rt.big"
-
-client=$(curl -sf -H "Authorization: Bearer $access" -H 'Content-Type: application/json' \
-  -d '{"name":"bench","grant_types":["client_credentials"],"scopes":["a"]}' "$url/admin/clients") \
-  || die "cannot create an OAuth client"
-basic=$(printf '%s:%s' "$(jq -r .client_id <<<"$client")" "$(jq -r .client_secret <<<"$client")" | base64 -w0)
-[ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Basic $basic" \
-  -d grant_type=client_credentials "$url/oauth/token")" = 200 ] || die "/oauth/token rejects the client"
+log "logging in for refresh-token chains (SQLite)"
+setup_instance "$url" sq warm main bigwarm big
 
 # Restart on the same database (tokens, client and keys stay valid): the setup logins above
-# leave argon2's memory behind in the allocator, and the RSS figures below are about serving.
-kill "$kpid"
-for _ in $(seq 100); do alive "$kpid" || break; sleep 0.1; done
-kill -9 "$kpid" 2>/dev/null || true
-wait "$kpid" 2>/dev/null || true
-start_keymint
+# leave argon2's memory behind, and the RSS figures below are about serving.
+stop_keymint
+start_keymint "$url" "$tmp/keymint.log"
 rss_setup=$rss_idle
+access=$(cat "$tmp/sq.access")
+basic=$(cat "$tmp/sq.basic")
 
 # --- nginx on loopback serving the same JWKS bytes ---------------------------------------------
 nport=$(free_port) || die "no free port"
@@ -120,8 +170,8 @@ curl -sf -o "$tmp/www/.well-known/jwks.json" "$url/.well-known/jwks.json"
 chmod -R a+rX "$tmp/www" && chmod a+x "$tmp"
 {
   [ "$(id -u)" = 0 ] && echo "user root;"
-  cat <<EOF
-worker_processes auto;
+  cat <<NGINX
+worker_processes 1;
 daemon off;
 pid $tmp/nginx.pid;
 error_log $tmp/nginx-error.log warn;
@@ -146,7 +196,7 @@ http {
     }
   }
 }
-EOF
+NGINX
 } >"$tmp/nginx.conf"
 "$NGINX" -p "$tmp" -e "$tmp/nginx-error.log" -c "$tmp/nginx.conf" >"$tmp/nginx.out" 2>&1 &
 pids+=("$!")
@@ -172,15 +222,17 @@ run() {
   grep -q '^KMRESULT' "$tmp/$name.txt" || die "wrk $name failed: $(tail -5 "$tmp/$name.txt")"
 }
 declare -A R # R[name.key]
+declare -A CONNS_OF
 phase() { # phase NAME CONNS SECONDS URL [wrk args...]: warm up, measure, record
   local name=$1 c=$2 secs=$3
   shift 3
   [ "$WARMUP" -gt 0 ] && run "$name.warm" "$c" "$WARMUP" "$@"
   run "$name" "$c" "$secs" "$@"
-  record "$name"
+  record "$name" "$c"
 }
-record() {
+record() { # record NAME CONNS
   local name=$1 k
+  CONNS_OF[$name]=$2
   for k in rps p50_ms p99_ms max_ms requests non2xx connect read write timeout chained rejected starved machine_pct keymint_pct wrk_pct other_pct; do
     R[$name.$k]=$(kv "$tmp/$name.txt" "$k")
   done
@@ -193,34 +245,37 @@ record() {
     "${R[$name.connect]}" "${R[$name.read]}" "${R[$name.write]}" "${R[$name.timeout]}" \
     "$(mib "${R[$name.rss]}")" "${R[$name.machine_pct]}" "${R[$name.keymint_pct]}" "${R[$name.wrk_pct]}" "${R[$name.other_pct]}" "$rej")"
 }
-jwks="$url/.well-known/jwks.json"
-me_hdr="Authorization: Bearer $access"
 form="application/x-www-form-urlencoded"
+# The hot paths of one instance at $1 (files $tmp/$2.*), phase names suffixed with $3.
+hot_paths() { # hot_paths URL PREFIX SUFFIX CONNS SECONDS WARM_FILE MAIN_FILE
+  local u=$1 p=$2 x=$3 c=$4 secs=$5
+  local b
+  b=$(cat "$tmp/$p.basic")
+  KM_MODE=refresh KM_TOKENS="$tmp/$p.$6" run "refresh$x.warm" "$c" "$WARMUP" "$u/auth/refresh"
+  KM_MODE=refresh KM_TOKENS="$tmp/$p.$7" run "refresh$x" "$c" "$secs" "$u/auth/refresh"
+  record "refresh$x" "$c"
+  KM_MODE=post KM_BODY=grant_type=client_credentials KM_CONTENT_TYPE=$form \
+    phase "oauth$x" "$c" "$secs" "$u/oauth/token" -H "Authorization: Basic $b"
+}
 
 log "phase: $CONNS connections, ${WARMUP}s warm-up + ${DURATION}s each"
+jwks="$url/.well-known/jwks.json"
 KM_MODE=get phase jwks "$CONNS" "$DURATION" "$jwks"
 KM_MODE=get phase nginx "$CONNS" "$DURATION" "http://127.0.0.1:$nport/.well-known/jwks.json"
-KM_MODE=get phase me "$CONNS" "$DURATION" "$url/auth/me" -H "$me_hdr"
-KM_MODE=refresh KM_TOKENS="$tmp/rt.warm" run refresh.warm "$CONNS" "$WARMUP" "$url/auth/refresh"
-KM_MODE=refresh KM_TOKENS="$tmp/rt.main" run refresh "$CONNS" "$DURATION" "$url/auth/refresh"
-record refresh
-KM_MODE=post KM_BODY=grant_type=client_credentials KM_CONTENT_TYPE=$form \
-  phase oauth "$CONNS" "$DURATION" "$url/oauth/token" -H "Authorization: Basic $basic"
+KM_MODE=get phase me "$CONNS" "$DURATION" "$url/auth/me" -H "Authorization: Bearer $access"
+KM_MODE=post KM_BODY="token=$(cat "$tmp/sq.cctoken")" KM_CONTENT_TYPE=$form \
+  phase introspect "$CONNS" "$DURATION" "$url/oauth/introspect" -H "Authorization: Basic $basic"
+hot_paths "$url" sq "" "$CONNS" "$DURATION" warm main
 
 log "phase: $BIG_CONNS connections, ${BIG_DURATION}s each (for peak RSS)"
 KM_MODE=get phase jwks256 "$BIG_CONNS" "$BIG_DURATION" "$jwks"
-KM_MODE=get phase me256 "$BIG_CONNS" "$BIG_DURATION" "$url/auth/me" -H "$me_hdr"
-KM_MODE=refresh KM_TOKENS="$tmp/rt.bigwarm" run refresh256.warm "$BIG_CONNS" "$WARMUP" "$url/auth/refresh"
-KM_MODE=refresh KM_TOKENS="$tmp/rt.big" run refresh256 "$BIG_CONNS" "$BIG_DURATION" "$url/auth/refresh"
-record refresh256
-KM_MODE=post KM_BODY=grant_type=client_credentials KM_CONTENT_TYPE=$form \
-  phase oauth256 "$BIG_CONNS" "$BIG_DURATION" "$url/oauth/token" -H "Authorization: Basic $basic"
-hwm256=$(rss_kib "$kpid" VmHWM)
-log "VmHWM after the $BIG_CONNS-connection phases: $(mib "$hwm256") MiB"
+KM_MODE=get phase me256 "$BIG_CONNS" "$BIG_DURATION" "$url/auth/me" -H "Authorization: Bearer $access"
+hot_paths "$url" sq 256 "$BIG_CONNS" "$BIG_DURATION" bigwarm big
+hwm_serving=$(rss_kib "$kpid" VmHWM)
+log "VmHWM after every phase but logins: $(mib "$hwm_serving") MiB"
 
 log "phase: logins (argon2), $CONNS connections"
 KM_MODE=post KM_BODY="$login_body" phase login "$CONNS" "$DURATION" "$url/auth/login"
-
 log "phase: JWKS ($PROBE_CONNS connections, ${PROBE_DELAY_MS} ms apart) while $CONNS connections of logins saturate the CPU"
 # The login load starts first and outlasts the probe on both sides.
 KM_MODE=post KM_BODY="$login_body" run login_bg "$CONNS" $((DURATION + WARMUP + 2)) "$url/auth/login" &
@@ -229,58 +284,170 @@ pids+=("$bg")
 sleep "$((WARMUP > 0 ? WARMUP : 1))"
 KM_MODE=get KM_DELAY_MS=$PROBE_DELAY_MS run jwks_login "$PROBE_CONNS" "$DURATION" "$jwks"
 wait "$bg" || true
-record jwks_login
-record login_bg
-# The same probe with the CPU otherwise idle, to show what the login load adds.
-KM_MODE=get KM_DELAY_MS=$PROBE_DELAY_MS run jwks_probe_idle "$PROBE_CONNS" "$DURATION" "$jwks"
-record jwks_probe_idle
-
-hwm_end=$(rss_kib "$kpid" VmHWM)
-rss_end=$(rss_kib "$kpid" VmRSS)
+record jwks_login "$PROBE_CONNS"
+record login_bg "$CONNS"
+KM_MODE=post KM_BODY="$login_body" phase login256 "$BIG_CONNS" "$BIG_DURATION" "$url/auth/login"
+hwm_login=$(rss_kib "$kpid" VmHWM)
 alive "$kpid" || die "keymint died during the run"
+grep -ciE ' (WARN|ERROR) ' "$tmp/keymint.log" >"$tmp/warns.sq" || true
+stop_keymint
+
+# --- keymint on Postgres: the two write paths -------------------------------------------------
+pg_state="skipped (PG=0)"
+if [ "${PG:-1}" = 1 ]; then
+  if ! command -v psql >/dev/null 2>&1; then
+    pg_state="skipped: no psql"
+  elif ! psql -X -q "$PG_URL" -c "CREATE DATABASE km_load_$$" >/dev/null 2>"$tmp/pg.err"; then
+    pg_state="skipped: cannot create a database at $PG_URL: $(head -1 "$tmp/pg.err")"
+  else
+    pg_db=km_load_$$
+    bench_cleanup_extra() { psql -X -q "$PG_URL" -c "DROP DATABASE IF EXISTS $pg_db WITH (FORCE)" >/dev/null 2>&1; }
+    port=$(free_port) || die "no free port"
+    pg_url="http://127.0.0.1:$port"
+    export KEYMINT_BIND="127.0.0.1:$port" KEYMINT_ISSUER="$pg_url" KEYMINT_KEYS_DIR="$tmp/pgkeys" \
+      KEYMINT_DATABASE_URL="${PG_URL%/*}/$pg_db"
+    start_keymint "$pg_url" "$tmp/keymint-pg.log"
+    log "logging in for refresh-token chains (Postgres)"
+    setup_instance "$pg_url" pg warm main
+    pg_backends() { # CPU jiffies of this database's backends
+      local p t=0
+      for p in $(psql -X -At "$PG_URL" -c "SELECT pid FROM pg_stat_activity WHERE datname = '$pg_db'" 2>/dev/null); do
+        t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)))
+      done
+      echo "$t"
+    }
+    log "phase: Postgres, $CONNS connections"
+    j0=$(pg_backends)
+    hot_paths "$pg_url" pg _pg "$CONNS" "$DURATION" warm main
+    pg_db_jiffies=$(($(pg_backends) - j0))
+    pg_state="measured"
+    alive "$kpid" || die "keymint (Postgres) died during the run"
+    stop_keymint
+  fi
+fi
+log "Postgres: $pg_state"
+
+# --- the peer: node oidc-provider, same wrk settings ------------------------------------------
+peer_state="skipped (PEER=0)"
+if [ "${PEER:-1}" = 1 ]; then
+  if peer_available; then
+    peer_start
+    kpid_keymint=$kpid
+    kpid=$peer_pid # cpu_snap and record read this process
+    KM_MODE=get phase peer_jwks "$CONNS" "$DURATION" "$peer_jwks"
+    KM_MODE=post KM_BODY=grant_type=client_credentials KM_CONTENT_TYPE=$form \
+      phase peer_oauth "$CONNS" "$DURATION" "$peer_token_url" -H "Authorization: Basic $peer_basic"
+    peer_hwm=$(rss_kib "$peer_pid" VmHWM)
+    kpid=$kpid_keymint
+    peer_state="oidc-provider $(jq -r '.dependencies["oidc-provider"]' "$here/peer/package.json") on node $(node --version)"
+  else
+    peer_state="skipped: no node/npm"
+  fi
+fi
+
+# --- 1M live revocations: load time and memory (a fresh process) -------------------------------
+deny_state="skipped (DENYLIST=0)"
+if [ "${DENYLIST:-1}" = 1 ]; then
+  [ -x "${DENYLIST_BENCH:-}" ] || die "no denylist bench (DENYLIST_BENCH=${DENYLIST_BENCH:-})"
+  log "denylist: Denylist::load of 1M live SQLite revocations in a fresh process"
+  PART=load ROWS=1000000 "$DENYLIST_BENCH" >"$tmp/denylist.txt" 2>&1 || die "denylist bench failed: $(tail -3 "$tmp/denylist.txt")"
+  deny_s=$(kv "$tmp/denylist.txt" load_s)
+  deny_mib=$(kv "$tmp/denylist.txt" rss_added_mib)
+  deny_state="measured"
+fi
 
 # --- report ------------------------------------------------------------------------------------
-# keymint CPU time per request (µs): robust to other processes taking CPU away from it.
 verdict() { # verdict VALUE OP LIMIT -> PASS/FAIL
+  if [ -z "$1" ] || [ "$1" = - ]; then echo FAIL; return; fi
   if awk -v v="$1" -v l="$3" -v op="$2" 'BEGIN { exit !((op == ">=") ? v >= l : v <= l) }'; then echo PASS
   else echo FAIL; fi
 }
-ref_refresh=$(awk -v c="$cores" -v s="$sign_s" 'BEGIN { printf "%.0f", c * s / 2 }')
-ref_me=$(awk -v c="$cores" -v v="$verify_s" 'BEGIN { printf "%.0f", c * v }')
-r_jwks=$(ratio "${R[jwks.rps]}" "${R[nginx.rps]}")
-r_refresh=$(ratio "${R[refresh.rps]}" "$ref_refresh")
-r_me=$(ratio "${R[me.rps]}" "$ref_me")
-r_p99=$(ratio "${R[jwks_login.p99_ms]}" 5)
-r_rss=$(ratio "$hwm256" 65536)
-v_jwks=$(verdict "$r_jwks" ">=" 0.80)
-v_refresh=$(verdict "$r_refresh" ">=" 0.40)
-v_me=$(verdict "$r_me" ">=" 0.50)
-v_p99=$(verdict "$r_p99" "<=" 1)
-v_rss=$(verdict "$r_rss" "<=" 1)
-missed=$(printf '%s\n' "$v_jwks" "$v_refresh" "$v_me" "$v_p99" "$v_rss" | grep -c FAIL || true)
+sign_limit=$(awk -v c="$cores" -v s="$sign_s" 'BEGIN { printf "%.0f", c * s }')
+refresh_limit=$(awk -v c="$cores" -v s="$sign_s" 'BEGIN { printf "%.0f", c * s / 2 }')
+login_rss_cap=$((64 + 19 * cores))
+T=() # rows: what|measured|limit|ratio|target|verdict
+target() { # target WHAT MEASURED LIMIT_TEXT RATIO OP WANT
+  local v
+  v=$(verdict "$4" "$5" "$6")
+  T+=("$1|$2|$3|$4|$5 $6|$v")
+}
+rps() { echo "$(f "${R[$1.rps]}") req/s, p99 $(ms "${R[$1.p99_ms]}")"; }
+target "GET /.well-known/jwks.json, $CONNS conns" "$(rps jwks)" "nginx, same bytes, 1 worker: $(f "${R[nginx.rps]}") req/s" \
+  "$(ratio "${R[jwks.rps]}" "${R[nginx.rps]}")" ">=" 1.0
+target "GET /auth/me, $CONNS conns" "$(rps me)" "keymint's JWKS rate: $(f "${R[jwks.rps]}") req/s" \
+  "$(ratio "${R[me.rps]}" "${R[jwks.rps]}")" ">=" 0.75
+target "POST /oauth/introspect, $CONNS conns" "$(rps introspect)" "keymint's JWKS rate: $(f "${R[jwks.rps]}") req/s" \
+  "$(ratio "${R[introspect.rps]}" "${R[jwks.rps]}")" ">=" 0.75
+target "client_credentials, SQLite, $CONNS conns" "$(rps oauth)" "$cores cores × $sign_s signs/s = $sign_limit/s" \
+  "$(ratio "${R[oauth.rps]}" "$sign_limit")" ">=" 0.9
+target "/auth/refresh (chained), SQLite, $CONNS conns" "$(rps refresh)" "$cores × $sign_s ÷ 2 = $refresh_limit/s" \
+  "$(ratio "${R[refresh.rps]}" "$refresh_limit")" ">=" 0.8
+if [ "$pg_state" = measured ]; then
+  target "client_credentials, Postgres, $CONNS conns" "$(rps oauth_pg)" "$cores × $sign_s = $sign_limit/s" \
+    "$(ratio "${R[oauth_pg.rps]}" "$sign_limit")" ">=" 0.9
+  target "/auth/refresh (chained), Postgres, $CONNS conns" "$(rps refresh_pg)" "$cores × $sign_s ÷ 2 = $refresh_limit/s" \
+    "$(ratio "${R[refresh_pg.rps]}" "$refresh_limit")" ">=" 0.8
+else
+  T+=("client_credentials and /auth/refresh, Postgres|$pg_state|-|-|-|FAIL")
+fi
+target "POST /auth/login (argon2id), $CONNS conns" "$(rps login)" "$cores ÷ $hash_ms ms (argon2id alone) = $(f "$argon2_limit")/s" \
+  "$(ratio "${R[login.rps]}" "$argon2_limit")" ">=" 0.9
+target "JWKS p99 ($PROBE_CONNS conns, ${PROBE_DELAY_MS} ms apart) while logins saturate the CPU" \
+  "p99 $(ms "${R[jwks_login.p99_ms]}") ($(f "${R[jwks_login.rps]}") req/s)" "5 ms" "$(ratio "${R[jwks_login.p99_ms]}" 5)" "<=" 1
+target "peak RSS (VmHWM) over every phase but logins" "$(mib "$hwm_serving") MiB" "64 MiB" \
+  "$(ratio "$hwm_serving" 65536)" "<=" 1
+target "peak RSS through the logins, up to $BIG_CONNS conns" "$(mib "$hwm_login") MiB" \
+  "64 + 19 × $cores hashing threads = $login_rss_cap MiB" "$(ratio "$hwm_login" $((login_rss_cap * 1024)))" "<=" 1
+if [ "$deny_state" = measured ]; then
+  target "1M live revocations: load at start (SQLite)" "$deny_s s" "1 s" "$(ratio "$deny_s" 1)" "<=" 1
+  target "1M live revocations: RSS they add" "$deny_mib MiB" "100 MiB" "$(ratio "$deny_mib" 100)" "<=" 1
+else
+  T+=("1M live revocations|$deny_state|-|-|-|FAIL")
+fi
+missed=$(printf '%s\n' "${T[@]}" | grep -c '|FAIL$' || true)
+
+table() { # the targets as a markdown table
+  echo "| target | measured | limit in the same run | ratio | wanted | |"
+  echo "|---|---|---|---|---|---|"
+  local row
+  for row in "${T[@]}"; do echo "| ${row//|/ | } |"; done
+  if [ "$peer_state" != "${peer_state#oidc-provider}" ]; then
+    echo "| peer: $peer_state, JWKS | $(rps peer_jwks) | keymint: $(f "${R[jwks.rps]}") req/s | keymint $(ratio "${R[jwks.rps]}" "${R[peer_jwks.rps]}")× | - | |"
+    echo "| peer: client_credentials (RS256 JWT) | $(rps peer_oauth) | keymint: $(f "${R[oauth.rps]}") req/s | keymint $(ratio "${R[oauth.rps]}" "${R[peer_oauth.rps]}")× | - | |"
+    echo "| peer: peak RSS | $(mib "$peer_hwm") MiB | keymint: $(mib "$hwm_serving") MiB serving | - | - | |"
+  else
+    echo "| peer (oidc-provider) | $peer_state | - | - | - | |"
+  fi
+}
 
 echo
-echo "## keymint load benchmark (issue 7)"
+echo "## keymint load benchmark (issue 15)"
 echo
 echo "binary: $BIN"
-echo "machine: nproc=$cores; openssl speed rsa2048 (one core): sign/s=$sign_s verify/s=$verify_s" \
-  "($(awk -v s="$sign_s" -v v="$verify_s" 'BEGIN { printf "%.0f µs per signature, %.1f µs per verification", 1e6 / s, 1e6 / v }'));" \
-  "busy before the run $busy_before% of $((cores * 100))% (other processes); load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "machine: nproc=$cores; openssl speed rsa2048 (one core): sign/s=$sign_s verify/s=$verify_s;" \
+  "argon2id median $hash_ms ms; busy before the run $busy_before% of $((cores * 100))% (other processes);" \
+  "load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "wrk: $THREADS threads, ${WARMUP}s warm-up, ${DURATION}s per phase at $CONNS connections," \
   "${BIG_DURATION}s at $BIG_CONNS; wrk shares the same $cores cores as the server"
-echo "keymint RSS: idle after a restart $(mib "$rss_setup") MiB; VmHWM after the $BIG_CONNS-connection phases" \
-  "$(mib "$hwm256") MiB; VmHWM at the end $(mib "$hwm_end") MiB (VmRSS $(mib "$rss_end") MiB)"
+echo "keymint RSS: idle after a restart $(mib "$rss_setup") MiB; Postgres: $pg_state; peer: $peer_state"
 echo
 echo "### every phase"
 echo
-echo "| phase | conns | req/s | p50 | p99 | max | requests | non-2xx | socket errors c/r/w/t | VmRSS after | CPU % machine / keymint / wrk / other | keymint CPU µs/req |"
+echo "| phase | conns | req/s | p50 | p99 | max | requests | non-2xx | socket errors c/r/w/t | VmRSS after | CPU % machine / server / wrk / other | server CPU µs/req |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
-for n in jwks nginx me refresh oauth jwks256 me256 refresh256 oauth256 login login_bg jwks_login jwks_probe_idle; do
-  case $n in *256) c=$BIG_CONNS ;; jwks_login | jwks_probe_idle) c=$PROBE_CONNS ;; *) c=$CONNS ;; esac
-  echo "| $n | $c | $(f "${R[$n.rps]}") | $(ms "${R[$n.p50_ms]}") | $(ms "${R[$n.p99_ms]}") | $(ms "${R[$n.max_ms]}") |" \
+for n in jwks nginx me introspect refresh oauth jwks256 me256 refresh256 oauth256 login login_bg jwks_login login256 refresh_pg oauth_pg peer_jwks peer_oauth; do
+  [ -n "${CONNS_OF[$n]:-}" ] || continue
+  echo "| $n | ${CONNS_OF[$n]} | $(f "${R[$n.rps]}") | $(ms "${R[$n.p50_ms]}") | $(ms "${R[$n.p99_ms]}") | $(ms "${R[$n.max_ms]}") |" \
     "${R[$n.requests]} | ${R[$n.non2xx]} | ${R[$n.connect]}/${R[$n.read]}/${R[$n.write]}/${R[$n.timeout]} | $(mib "${R[$n.rss]}") MiB | ${R[$n.machine_pct]} / ${R[$n.keymint_pct]} / ${R[$n.wrk_pct]} / ${R[$n.other_pct]} | $(us_req "${R[$n.keymint_pct]}" "${R[$n.rps]}") |"
 done
-for n in refresh refresh256; do
+if [ "$pg_state" = measured ]; then
+  echo
+  echo "Postgres backends of keymint's database: $(awk -v j="$pg_db_jiffies" -v hz="$(getconf CLK_TCK)" \
+    -v n="$(awk -v a="${R[refresh_pg.requests]}" -v b="${R[oauth_pg.requests]}" 'BEGIN { print a + b }')" \
+    'BEGIN { if (n > 0) printf "%.0f µs of CPU per request over the two Postgres phases (warm-ups included)", j / hz * 1e6 / n }') (counted as 'other' above)."
+fi
+for n in refresh refresh256 refresh_pg; do
+  [ -n "${CONNS_OF[$n]:-}" ] || continue
   echo
   echo "$n: chained=${R[$n.chained]} rejected=${R[$n.rejected]} starved=${R[$n.starved]}" \
     "$(grep -m1 -o 'last_rejection=.*' "$tmp/$n.txt" || true)"
@@ -288,19 +455,26 @@ done
 echo
 echo "### targets"
 echo
-echo "| what | req/s | p50 | p99 | target | ratio |"
-echo "|---|---|---|---|---|---|"
-echo "| (a) GET /.well-known/jwks.json, $CONNS conns | $(f "${R[jwks.rps]}") | $(ms "${R[jwks.p50_ms]}") | $(ms "${R[jwks.p99_ms]}") | ≥ 80% of nginx's $(f "${R[nginx.rps]}") req/s | $r_jwks of nginx $v_jwks |"
-echo "| (b) nginx, same JWKS bytes, $CONNS conns (ceiling) | $(f "${R[nginx.rps]}") | $(ms "${R[nginx.p50_ms]}") | $(ms "${R[nginx.p99_ms]}") | - | - |"
-echo "| (c) GET /auth/me, $CONNS conns | $(f "${R[me.rps]}") | $(ms "${R[me.p50_ms]}") | $(ms "${R[me.p99_ms]}") | ≥ $(f "$(awk -v r="$ref_me" 'BEGIN { print r / 2 }')") req/s (50% of $cores × $verify_s verify/s) | $r_me of $ref_me $v_me |"
-echo "| (d) POST /auth/refresh (chained), $CONNS conns | $(f "${R[refresh.rps]}") | $(ms "${R[refresh.p50_ms]}") | $(ms "${R[refresh.p99_ms]}") | ≥ $(f "$(awk -v r="$ref_refresh" 'BEGIN { print r * 0.4 }')") req/s (40% of $cores × $sign_s sign/s ÷ 2) | $r_refresh of $ref_refresh $v_refresh |"
-echo "| (e) POST /oauth/token client_credentials, $CONNS conns | $(f "${R[oauth.rps]}") | $(ms "${R[oauth.p50_ms]}") | $(ms "${R[oauth.p99_ms]}") | - | - |"
-echo "| (f) POST /auth/login (argon2), $CONNS conns | $(f "${R[login.rps]}") | $(ms "${R[login.p50_ms]}") | $(ms "${R[login.p99_ms]}") | - | - |"
-echo "| (g) JWKS ($PROBE_CONNS conns, ${PROBE_DELAY_MS} ms between requests) while logins ($CONNS conns) saturate the CPU | $(f "${R[jwks_login.rps]}") | $(ms "${R[jwks_login.p50_ms]}") | $(ms "${R[jwks_login.p99_ms]}") | p99 < 5 ms | $r_p99 of 5 ms $v_p99 |"
-echo "| peak RSS (VmHWM) after $BIG_CONNS-conn phases: $(mib "$hwm256") MiB; at the end: $(mib "$hwm_end") MiB | - | - | - | < 64 MiB at $BIG_CONNS conns | $r_rss of 64 MiB $v_rss |"
+table
 echo
+if [ "${README:-0}" = 1 ]; then
+  readme=$repo/README.md
+  grep -q '<!-- load-table:begin -->' "$readme" || die "README.md has no <!-- load-table:begin --> marker"
+  {
+    sed '/<!-- load-table:begin -->/q' "$readme"
+    echo
+    echo "\`benches/load.sh\`, $(date -u +%Y-%m-%d), nproc=$cores, openssl speed rsa2048 (one core) $sign_s sign/s," \
+      "argon2id $hash_ms ms, wrk $THREADS threads on the same cores, ${DURATION} s per phase:"
+    echo
+    table
+    echo
+    sed -n '/<!-- load-table:end -->/,$p' "$readme"
+  } >"$tmp/README.new"
+  cp "$tmp/README.new" "$readme"
+  log "README.md's table rewritten"
+fi
 log "done in $(($(date +%s) - started_at)) s; $missed target(s) missed"
-warns=$(grep -ciE ' (WARN|ERROR) ' "$tmp/keymint.log" || true)
+warns=$(( $(cat "$tmp/warns.sq" 2>/dev/null || echo 0) ))
 if [ "$warns" -gt 0 ]; then
   log "keymint logged $warns WARN/ERROR lines; first ones:"
   grep -iE ' (WARN|ERROR) ' "$tmp/keymint.log" | head -5 >&2

@@ -22,6 +22,7 @@ pub mod net;
 pub mod oauth;
 pub mod oidc;
 pub mod openapi;
+pub mod pool;
 pub mod ratelimit;
 pub mod revocation;
 pub mod server;

@@ -1,11 +1,15 @@
 //! Prometheus metrics (text exposition format 0.0.4), prefix `keymint_`. Counters are atomics
-//! bumped on the hot path; per-route latency histograms sit behind one short mutex; key ages and
-//! denylist size are read at scrape time.
+//! bumped on the hot path; a request's latency goes into its series' atomic buckets, found
+//! under a read lock without allocating (series are made once, on a route's first request);
+//! key ages and denylist size are read at scrape time.
+//!
+//! Hand-written rather than `prometheus-client`, whose histograms take a lock per observation
+//! and whose label sets are values built per request (ARCHITECTURE.md has the measurement).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, RwLock};
 
 use crate::tokens::Rejection;
 
@@ -14,12 +18,16 @@ const BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
 
-#[derive(Default, Clone)]
+/// One series' latencies: per-bucket (not cumulative) counts, the count beyond the last
+/// bucket, and the sum in nanoseconds.
+#[derive(Default)]
 struct Histogram {
-    counts: [u64; BUCKETS.len()],
-    count: u64,
-    sum: f64,
+    counts: [AtomicU64; BUCKETS.len() + 1],
+    sum_ns: AtomicU64,
 }
+
+/// A series' labels: route template, method, status.
+type Series = (&'static str, &'static str, u16);
 
 /// Kinds of issued token.
 #[derive(Clone, Copy)]
@@ -59,7 +67,10 @@ pub struct Metrics {
     cleanup_runs: AtomicU64,
     cleanup_rows: AtomicU64,
     cleanup_last_ms: AtomicU64,
-    http: Mutex<BTreeMap<(String, &'static str, u16), Histogram>>,
+    http: RwLock<HashMap<Series, Arc<Histogram>>>,
+    /// Route templates seen, each kept once for the process's life: the router's own
+    /// templates plus "unmatched", a bounded set.
+    routes: RwLock<HashMap<Box<str>, &'static str>>,
 }
 
 impl Metrics {
@@ -91,21 +102,48 @@ impl Metrics {
         self.cleanup_last_ms.store(ms, Relaxed);
     }
 
-    /// Record one HTTP request. `route` is the matched route template, never the raw path
-    /// (bounded label cardinality, and no tokens or ids in labels).
-    pub fn request(&self, route: &str, method: &'static str, status: u16, secs: f64) {
-        let mut map = self.http.lock().unwrap_or_else(|p| p.into_inner());
-        let h = match map.get_mut(&(route.to_string(), method, status)) {
-            Some(h) => h,
-            None => map.entry((route.to_string(), method, status)).or_default(),
-        };
-        for (i, b) in BUCKETS.iter().enumerate() {
-            if secs <= *b {
-                h.counts[i] += 1;
-            }
+    /// The interned `&'static` form of a matched route template (never a raw path: bounded
+    /// label cardinality, and no tokens or ids in labels).
+    pub fn route(&self, template: &str) -> &'static str {
+        if let Some(r) = self
+            .routes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(template)
+        {
+            return r;
         }
-        h.count += 1;
-        h.sum += secs;
+        let mut routes = self.routes.write().unwrap_or_else(|p| p.into_inner());
+        routes
+            .entry(template.into())
+            .or_insert_with(|| Box::leak(template.to_string().into_boxed_str()))
+    }
+
+    /// Record one HTTP request.
+    pub fn request(&self, route: &'static str, method: &'static str, status: u16, secs: f64) {
+        let key = (route, method, status);
+        let found = self
+            .http
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .cloned();
+        let h = match found {
+            Some(h) => h,
+            None => self
+                .http
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(key)
+                .or_default()
+                .clone(),
+        };
+        let i = BUCKETS
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(BUCKETS.len());
+        h.counts[i].fetch_add(1, Relaxed);
+        h.sum_ns.fetch_add((secs * 1e9) as u64, Relaxed);
     }
 
     /// Render everything. `key_ages` is (kid, purpose, state, age seconds); `denylist` the
@@ -237,30 +275,36 @@ impl Metrics {
             "HTTP request latency, by route, method and status.",
             "histogram",
         );
-        let map = self.http.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let map: BTreeMap<Series, Arc<Histogram>> = self
+            .http
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(k, h)| (*k, h.clone()))
+            .collect();
         for ((route, method, status), h) in map {
             let labels = format!("route=\"{route}\",method=\"{method}\",status=\"{status}\"");
+            let mut cumulative = 0;
             for (i, b) in BUCKETS.iter().enumerate() {
+                cumulative += h.counts[i].load(Relaxed);
                 let _ = writeln!(
                     o,
-                    "keymint_http_request_duration_seconds_bucket{{{labels},le=\"{b}\"}} {}",
-                    h.counts[i]
+                    "keymint_http_request_duration_seconds_bucket{{{labels},le=\"{b}\"}} {cumulative}"
                 );
             }
+            let count = cumulative + h.counts[BUCKETS.len()].load(Relaxed);
             let _ = writeln!(
                 o,
-                "keymint_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
-                h.count
+                "keymint_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {count}"
             );
             let _ = writeln!(
                 o,
                 "keymint_http_request_duration_seconds_sum{{{labels}}} {}",
-                h.sum
+                h.sum_ns.load(Relaxed) as f64 / 1e9
             );
             let _ = writeln!(
                 o,
-                "keymint_http_request_duration_seconds_count{{{labels}}} {}",
-                h.count
+                "keymint_http_request_duration_seconds_count{{{labels}}} {count}"
             );
         }
         o

@@ -36,6 +36,8 @@ pub struct App {
     pub repeats: crate::audit::Repeats,
     /// The key of browser CSRF tokens (derived from the KEK).
     pub browser: crate::oidc::BrowserKey,
+    /// The threads that make RSA signatures.
+    pub signing: Arc<crate::pool::WorkPool>,
 }
 
 /// What an `App` is built with besides its configuration. Production uses the defaults.
@@ -140,7 +142,12 @@ impl App {
         let users = UserStore::new(db.clone(), hasher);
         let keys = Arc::new(keys);
         let metrics = Arc::new(Metrics::default());
+        let signing = Arc::new(
+            crate::pool::WorkPool::per_core("sign", false)
+                .map_err(|e| StartError::Other(e.to_string()))?,
+        );
         let sessions = Sessions {
+            signing: signing.clone(),
             db: db.clone(),
             keys: keys.clone(),
             tokens: tokens.clone(),
@@ -165,6 +172,7 @@ impl App {
             metrics,
             repeats: Default::default(),
             browser,
+            signing,
         })
     }
 

@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::keys::{KeyRing, Purpose};
 
+pub mod cache;
+
 /// Tokens longer than this are refused before any parsing.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
@@ -106,6 +108,8 @@ pub struct Tokens {
     pub refresh_ttl: i64,
     pub leeway: i64,
     refresh_validation: Validation,
+    /// Access tokens verified before (see `cache`).
+    verified: cache::VerifiedCache,
 }
 
 const ACCESS_TYP: &str = "at+jwt";
@@ -127,6 +131,7 @@ impl Tokens {
             refresh_ttl,
             leeway,
             refresh_validation,
+            verified: cache::VerifiedCache::default(),
         }
     }
 
@@ -173,8 +178,6 @@ impl Tokens {
         Ok(out)
     }
 
-    /// Verify an access token. `audience` None accepts any audience (introspection); keymint's
-    /// own endpoints pass its configured audience.
     /// The one place access claims are made: every access token, whether it starts a session,
     /// refreshes one or is a client's own, gets its `iss`, lifetime, `jti` and `type` here.
     pub fn access_claims(&self, who: AccessFor, now: i64) -> AccessClaims {
@@ -194,6 +197,9 @@ impl Tokens {
         }
     }
 
+    /// Verify an access token. `audience` None accepts any audience (introspection); keymint's
+    /// own endpoints pass its configured audience.
+    /// A token verified before is answered from `cache` after re-checking what can change.
     pub fn verify_access(
         &self,
         ring: &KeyRing,
@@ -201,13 +207,41 @@ impl Tokens {
         audience: Option<&str>,
         now: i64,
     ) -> Result<AccessClaims, Rejection> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(Rejection::TooLarge);
+        }
+        let digest = cache::digest(token);
+        if let Some((kid, c)) = self.verified.get(&digest) {
+            // What a first verification checked that can change since: the key, the audience
+            // asked for, and time.
+            if ring.verifier(&kid, Purpose::Access, now).is_none() {
+                return Err(Rejection::UnknownKid);
+            }
+            if audience.is_some_and(|a| a != c.aud) {
+                return Err(Rejection::Claims);
+            }
+            if let Err(r) = self.check_times(c.exp, c.nbf, now) {
+                if r == Rejection::Expired {
+                    self.verified.remove(&digest);
+                }
+                return Err(r);
+            }
+            return Ok(c);
+        }
         let v = validation(&self.issuer, audience);
-        let c: AccessClaims = self.verify(ring, token, Purpose::Access, access_typ, &v, now)?;
+        let (c, kid): (AccessClaims, _) =
+            self.verify(ring, token, Purpose::Access, access_typ, &v, now)?;
         if c.token_type != "access" {
             return Err(Rejection::WrongType);
         }
         self.check_times(c.exp, c.nbf, now)?;
+        self.verified.insert(digest, &kid, &c, now);
         Ok(c)
+    }
+
+    /// Access tokens held as verified (for tests and the metrics).
+    pub fn verified_len(&self) -> usize {
+        self.verified.len()
     }
 
     /// Verify a refresh token (signature by a refresh key, `aud` = issuer, `type` = refresh).
@@ -217,7 +251,7 @@ impl Tokens {
         token: &str,
         now: i64,
     ) -> Result<RefreshClaims, Rejection> {
-        let c: RefreshClaims = self.verify(
+        let (c, _): (RefreshClaims, _) = self.verify(
             ring,
             token,
             Purpose::Refresh,
@@ -243,7 +277,7 @@ impl Tokens {
     }
 
     /// Verify signature, header and `validation` claims of a JWT signed by a key of
-    /// `purpose` whose header `typ` passes `typ_ok`.
+    /// `purpose` whose header `typ` passes `typ_ok`; also gives the kid that verified.
     pub(crate) fn verify<C: DeserializeOwned>(
         &self,
         ring: &KeyRing,
@@ -252,7 +286,7 @@ impl Tokens {
         typ_ok: fn(&str) -> bool,
         validation: &Validation,
         now: i64,
-    ) -> Result<C, Rejection> {
+    ) -> Result<(C, String), Rejection> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(Rejection::TooLarge);
         }
@@ -264,12 +298,12 @@ impl Tokens {
         if !header.typ.as_deref().is_some_and(typ_ok) {
             return Err(Rejection::WrongType);
         }
-        let kid = header.kid.as_deref().ok_or(Rejection::UnknownKid)?;
+        let kid = header.kid.ok_or(Rejection::UnknownKid)?;
         let key = ring
-            .verifier(kid, purpose, now)
+            .verifier(&kid, purpose, now)
             .ok_or(Rejection::UnknownKid)?;
         jsonwebtoken::decode::<C>(token, &key.key, validation)
-            .map(|d| d.claims)
+            .map(|d| (d.claims, kid))
             .map_err(|e| {
                 use jsonwebtoken::errors::ErrorKind::*;
                 match e.kind() {
@@ -304,86 +338,4 @@ fn validation(issuer: &str, audience: Option<&str>) -> Validation {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::keys::material::fixture;
-    use crate::keys::{KeyRing, KeyState, Purpose};
-
-    fn setup() -> (Tokens, KeyRing, KeyRing) {
-        let (a, r, old) = (fixture(0), fixture(1), fixture(2));
-        let t = Tokens::new(
-            "https://id.example".into(),
-            "https://id.example".into(),
-            900,
-            86400,
-            30,
-        );
-        let ring = KeyRing::from_keys(&[
-            (&a, Purpose::Access, KeyState::Active),
-            (&r, Purpose::Refresh, KeyState::Active),
-        ])
-        .unwrap();
-        let other = KeyRing::from_keys(&[(&old, Purpose::Access, KeyState::Active)]).unwrap();
-        (t, ring, other)
-    }
-
-    fn who() -> AccessFor {
-        AccessFor {
-            sub: "u1".into(),
-            aud: "https://id.example".into(),
-            scope: "profile".into(),
-            roles: vec!["admin".into()],
-            sid: Some("fam".into()),
-            client_id: None,
-        }
-    }
-
-    #[test]
-    fn access_claims_are_made_in_one_shape() {
-        let (t, _, _) = setup();
-        let c = t.access_claims(who(), 1_000);
-        assert_eq!((c.iat, c.nbf, c.exp), (1_000, 1_000, 1_900));
-        assert_eq!(c.iss, "https://id.example");
-        assert_eq!(c.token_type, "access");
-        assert_eq!(c.jti.len(), 32);
-        assert_ne!(
-            c.jti,
-            t.access_claims(who(), 1_000).jti,
-            "a fresh jti each time"
-        );
-    }
-
-    #[test]
-    fn tokens_verify_only_against_their_ring_purpose_and_time() {
-        let (t, ring, other) = setup();
-        let now = crate::clock::system_now();
-        let claims = t.access_claims(who(), now);
-        let token = t.sign(&ring, Purpose::Access, &claims).unwrap();
-        let got = t
-            .verify_access(&ring, &token, Some("https://id.example"), now)
-            .unwrap();
-        assert_eq!(got, claims);
-        assert!(
-            t.verify_access(&other, &token, None, now).is_err(),
-            "unknown kid"
-        );
-        assert!(
-            t.verify_refresh(&ring, &token, now).is_err(),
-            "wrong purpose"
-        );
-        assert!(
-            t.verify_access(&ring, &token, Some("https://other.example"), now)
-                .is_err(),
-            "wrong audience"
-        );
-        assert_eq!(
-            t.verify_access(&ring, &token, None, now + 900 + 31),
-            Err(Rejection::Expired),
-            "expired past the leeway"
-        );
-        assert!(
-            t.verify_access(&ring, &token, None, now + 900 + 29).is_ok(),
-            "within leeway"
-        );
-    }
-}
+mod tests;

@@ -99,33 +99,59 @@ pub fn metrics_router(state: AppState) -> Router {
 
 /// The complete application router.
 pub fn router(state: AppState) -> Router {
+    use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
+    use tower_http::set_header::SetResponseHeaderLayer;
     let (api, doc) = api_router().split_for_parts();
     let state_for_pages = state.clone();
     let https = state.config.is_https();
     let timeout = state.config.request_timeout;
     let cors = cors_layer(&state.config.cors_origins);
     let metrics = state.metrics.clone();
+    let docs = Router::from(SwaggerUi::new("/docs").url("/openapi.json", doc)).layer(
+        SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(DOCS_CSP),
+        ),
+    );
     let router = api
         .with_state(state)
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
+        .merge(docs)
         .merge(browser_pages(state_for_pages))
         .fallback(|| async { Error::not_found("route") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(move |req, next| {
-            deadline(req, next, timeout)
+            observe(req, next, metrics.clone(), timeout)
         }));
     // CORS is closed unless origins are configured: no layer, no Access-Control-* headers.
     let router = match cors {
         Some(cors) => router.layer(cors),
         None => router,
     };
+    let router = if https {
+        router.layer(SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        ))
+    } else {
+        router
+    };
+    let request_id = header::HeaderName::from_static("x-request-id");
     router
-        .layer(middleware::from_fn(move |req, next| {
-            security_headers(req, next, https)
-        }))
-        .layer(middleware::from_fn(move |req, next| {
-            observe(req, next, metrics.clone())
-        }))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, RequestIds::default()))
+        .layer(tower::util::MapRequestLayer::new(drop_odd_request_id))
 }
 
 /// Undocumented browser routes: `/` (who is signed in) and the pages' stylesheet.
@@ -139,51 +165,96 @@ fn browser_pages(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Per request: an id (the caller's `x-request-id` when it is sane, else a new one) on a
-/// tracing span and the response, and a latency sample keyed by the matched route template.
+/// Request ids: the caller's `x-request-id` when it is sane (see `drop_odd_request_id`),
+/// else a new one: a random per-process prefix and a counter, 32 hex digits like a UUID, unique
+/// across instances without a system call per request.
+#[derive(Clone)]
+struct RequestIds {
+    prefix: u64,
+    next: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Default for RequestIds {
+    fn default() -> Self {
+        Self {
+            prefix: rand::random(),
+            next: Default::default(),
+        }
+    }
+}
+
+impl tower_http::request_id::MakeRequestId for RequestIds {
+    fn make_request_id<B>(
+        &mut self,
+        _: &axum::http::Request<B>,
+    ) -> Option<tower_http::request_id::RequestId> {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = format!("{:016x}{n:016x}", self.prefix);
+        HeaderValue::from_str(&id)
+            .ok()
+            .map(tower_http::request_id::RequestId::new)
+    }
+}
+
+/// A caller's request id goes into logs and back out: keep it only when it is 1-64 characters
+/// of `[A-Za-z0-9._-]`, else drop it so a new one is made.
+fn drop_odd_request_id(mut req: Request) -> Request {
+    let odd = req.headers().get("x-request-id").is_some_and(|v| {
+        let b = v.as_bytes();
+        b.is_empty()
+            || b.len() > 64
+            || !b
+                .iter()
+                .all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(c))
+    });
+    if odd {
+        req.headers_mut().remove("x-request-id");
+    }
+    req
+}
+
+/// Per request: a tracing span with the request id, a latency sample keyed by the matched
+/// route template, and the deadline: a request (body included) must finish within the
+/// configured time, so a slow client holds no task or database connection for long (408).
 async fn observe(
     req: Request,
     next: Next,
     metrics: std::sync::Arc<crate::metrics::Metrics>,
+    timeout: std::time::Duration,
 ) -> Response {
+    use axum::response::IntoResponse;
     use tracing::Instrument;
     let started = std::time::Instant::now();
-    let id = req
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| {
-            !v.is_empty()
-                && v.len() <= 64
-                && v.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-        })
-        .map(str::to_string)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
     let route = req
         .extensions()
         .get::<axum::extract::MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".into());
-    let method = match *req.method() {
-        axum::http::Method::GET => "GET",
-        axum::http::Method::POST => "POST",
-        axum::http::Method::PATCH => "PATCH",
-        axum::http::Method::DELETE => "DELETE",
-        axum::http::Method::PUT => "PUT",
-        axum::http::Method::OPTIONS => "OPTIONS",
-        axum::http::Method::HEAD => "HEAD",
-        _ => "OTHER",
+        .map(|p| p.as_str())
+        .unwrap_or("unmatched");
+    let route = metrics.route(route);
+    let method = method_label(req.method());
+    let span = tracing::info_span!("request", id = tracing::field::Empty, method, route = %route);
+    if !span.is_disabled()
+        && let Some(id) = req.headers().get("x-request-id")
+    {
+        span.record("id", String::from_utf8_lossy(id.as_bytes()).as_ref());
+    }
+    let resp = match tokio::time::timeout(timeout, next.run(req))
+        .instrument(span.clone())
+        .await
+    {
+        Ok(resp) => resp,
+        Err(_) => {
+            let message = format!(
+                "the request did not complete within {} s",
+                timeout.as_secs()
+            );
+            Error::new(crate::error::ErrorCode::RequestTimeout, message).into_response()
+        }
     };
-    let span = tracing::info_span!("request", id = %id, method, route = %route);
-    let mut resp = next.run(req).instrument(span.clone()).await;
     let secs = started.elapsed().as_secs_f64();
     let status = resp.status().as_u16();
-    metrics.request(&route, method, status, secs);
+    metrics.request(route, method, status, secs);
     span.in_scope(|| tracing::debug!(status, ms = secs * 1000.0, "request done"));
-    if let Ok(v) = HeaderValue::from_str(&id) {
-        resp.headers_mut().insert("x-request-id", v);
-    }
     resp
 }
 
@@ -214,46 +285,20 @@ fn cors_layer(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
     )
 }
 
-/// A request (body included) must finish within the configured time, so a slow client holds
-/// no task or database connection for long. Answers 408.
-async fn deadline(req: Request, next: Next, timeout: std::time::Duration) -> Response {
-    use axum::response::IntoResponse;
-    match tokio::time::timeout(timeout, next.run(req)).await {
-        Ok(resp) => resp,
-        Err(_) => {
-            let message = format!(
-                "the request did not complete within {} s",
-                timeout.as_secs()
-            );
-            Error::new(crate::error::ErrorCode::RequestTimeout, message).into_response()
-        }
-    }
-}
-
 const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
 img-src 'self' data:; font-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
-async fn security_headers(req: Request, next: Next, https: bool) -> Response {
-    let docs = req.uri().path().starts_with("/docs");
-    let mut resp = next.run(req).await;
-    let h = resp.headers_mut();
-    h.insert(
-        "x-content-type-options",
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
-    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
-    if docs {
-        h.insert(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(DOCS_CSP),
-        );
+/// The label of a request method (a fixed set: no caller-chosen strings in labels).
+fn method_label(m: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::PUT => "PUT",
+        Method::OPTIONS => "OPTIONS",
+        Method::HEAD => "HEAD",
+        _ => "OTHER",
     }
-    if https {
-        h.insert(
-            header::STRICT_TRANSPORT_SECURITY,
-            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
-        );
-    }
-    resp
 }

@@ -29,7 +29,7 @@ pub async fn jwks(State(s): State<AppState>, headers: HeaderMap) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    (StatusCode::OK, out, body.to_vec()).into_response()
+    (StatusCode::OK, out, body.clone()).into_response()
 }
 
 /// `ETag` and `Cache-Control: public, max-age` of a JWKS answer (200 and 304 alike).

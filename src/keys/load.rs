@@ -92,7 +92,7 @@ impl KeyManager {
         let doc = Jwks {
             keys: published.into_iter().map(|(_, _, k)| k).collect(),
         };
-        ring.jwks = serde_json::to_vec(&doc).map_err(Error::internal)?;
+        ring.jwks = serde_json::to_vec(&doc).map_err(Error::internal)?.into();
         let digest = Sha256::digest(&ring.jwks);
         ring.etag = format!(
             "\"{}\"",

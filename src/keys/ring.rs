@@ -89,7 +89,8 @@ pub struct KeyRing {
     pub(super) access_signer: Option<Arc<Signer>>,
     pub(super) refresh_signer: Option<Arc<Signer>>,
     pub(super) verifiers: HashMap<String, Verifier>,
-    pub(super) jwks: Vec<u8>,
+    /// Shared with every response (a reference count, not a copy).
+    pub(super) jwks: bytes::Bytes,
     pub(super) etag: String,
     pub(super) fingerprint: String,
     pub rng: SystemRandom,
@@ -112,7 +113,7 @@ impl KeyRing {
     }
 
     /// The rendered JWKS document and its ETag.
-    pub fn jwks(&self) -> (&[u8], &str) {
+    pub fn jwks(&self) -> (&bytes::Bytes, &str) {
         (&self.jwks, &self.etag)
     }
 
@@ -159,7 +160,7 @@ pub(super) fn empty_ring() -> KeyRing {
         access_signer: None,
         refresh_signer: None,
         verifiers: HashMap::new(),
-        jwks: br#"{"keys":[]}"#.to_vec(),
+        jwks: bytes::Bytes::from_static(br#"{"keys":[]}"#),
         etag: String::new(),
         fingerprint: String::new(),
         rng: SystemRandom::new(),

@@ -181,11 +181,11 @@ pub async fn client_credentials_grant(
         now,
     );
     let (ring, tokens) = (app.keys.ring(), app.tokens.clone());
-    let access_token =
-        tokio::task::spawn_blocking(move || tokens.sign(&ring, Purpose::Access, &claims))
-            .await
-            .map_err(Error::internal)?
-            .map_err(|e| Error::new(ErrorCode::ServiceUnavailable, format!("cannot sign: {e}")))?;
+    let access_token = app
+        .signing
+        .run(move || tokens.sign(&ring, Purpose::Access, &claims))
+        .await?
+        .map_err(|e| Error::new(ErrorCode::ServiceUnavailable, format!("cannot sign: {e}")))?;
     app.metrics.issued(crate::metrics::Issued::Access);
     Ok(ClientToken {
         access_token,

@@ -215,9 +215,9 @@ pub async fn grant(
 /// Sign an ID token with the active access key (`typ: JWT`, so no access-token check accepts it).
 async fn sign_id_token(app: &App, claims: IdClaims) -> Result<String, Error> {
     let (ring, tokens) = (app.keys.ring(), app.tokens.clone());
-    tokio::task::spawn_blocking(move || tokens.sign_typed(&ring, Purpose::Access, "JWT", &claims))
-        .await
-        .map_err(Error::internal)?
+    app.signing
+        .run(move || tokens.sign_typed(&ring, Purpose::Access, "JWT", &claims))
+        .await?
         .map_err(|e| Error::new(ErrorCode::ServiceUnavailable, format!("cannot sign: {e}")))
 }
 

@@ -104,14 +104,16 @@ fn verify_hint(app: &App, token: &str, now: i64) -> Result<IdClaims, crate::toke
     v.set_issuer(&[&app.config.issuer]);
     v.set_required_spec_claims(&["iss", "sub", "aud"]);
     let ring = app.keys.ring();
-    app.tokens.verify(
-        &ring,
-        token,
-        crate::keys::Purpose::Access,
-        |t| t == "JWT",
-        &v,
-        now,
-    )
+    app.tokens
+        .verify(
+            &ring,
+            token,
+            crate::keys::Purpose::Access,
+            |t| t == "JWT",
+            &v,
+            now,
+        )
+        .map(|(c, _)| c)
 }
 
 /// End the hinted session and the browser's own (when it is the same user's, or when the

@@ -68,6 +68,8 @@ pub struct Sessions {
     pub users: UserStore,
     pub reuse_grace: i64,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Where signatures are made (one thread per core, off the async workers).
+    pub signing: Arc<crate::pool::WorkPool>,
 }
 
 fn new_id() -> String {
@@ -86,7 +88,7 @@ fn refresh_error(r: Rejection) -> Error {
 }
 
 impl Sessions {
-    /// Sign an access token and a refresh token on the blocking pool.
+    /// Sign an access token and a refresh token on the signing threads.
     async fn sign_pair(
         &self,
         access: AccessClaims,
@@ -94,19 +96,19 @@ impl Sessions {
     ) -> Result<(String, String)> {
         let ring = self.keys.ring();
         let tokens = self.tokens.clone();
-        tokio::task::spawn_blocking(move || {
-            let a = tokens.sign(&ring, Purpose::Access, &access)?;
-            let r = tokens.sign(&ring, Purpose::Refresh, &refresh)?;
-            Ok::<_, String>((a, r))
-        })
-        .await
-        .map_err(Error::internal)?
-        .map_err(|e| {
-            Error::new(
-                ErrorCode::ServiceUnavailable,
-                format!("cannot sign tokens: {e}"),
-            )
-        })
+        self.signing
+            .run(move || {
+                let a = tokens.sign(&ring, Purpose::Access, &access)?;
+                let r = tokens.sign(&ring, Purpose::Refresh, &refresh)?;
+                Ok::<_, String>((a, r))
+            })
+            .await?
+            .map_err(|e| {
+                Error::new(
+                    ErrorCode::ServiceUnavailable,
+                    format!("cannot sign tokens: {e}"),
+                )
+            })
     }
 
     fn claims(&self, g: &Grant, family: &str, now: i64) -> (AccessClaims, RefreshClaims) {

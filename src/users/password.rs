@@ -3,7 +3,6 @@
 //! against a dummy hash so that it costs the same time as a wrong password.
 
 use std::cell::RefCell;
-use std::sync::Arc;
 
 use argon2::password_hash::{PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
@@ -12,72 +11,17 @@ use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
+use crate::pool::WorkPool;
 
 /// argon2id hashing with OWASP parameters, off the async runtime, on a fixed pool.
 pub struct PasswordHasher {
     permits: Semaphore,
-    pool: HashPool,
+    /// argon2 allocates 19 MiB per hash; on tokio's elastic blocking pool every new thread kept
+    /// its own malloc arena holding that memory (measured: 2.6 GiB RSS under 64 concurrent
+    /// logins). One low-priority thread per core bounds it to cores × 19 MiB.
+    pool: WorkPool,
     dummy: String,
 }
-
-type Job = Box<dyn FnOnce() + Send>;
-
-/// A fixed set of hashing threads. argon2 allocates 19 MiB per hash; on tokio's elastic
-/// blocking pool every new thread kept its own malloc arena holding that memory (measured:
-/// 2.6 GiB RSS under 64 concurrent logins). N fixed threads bound it to N × 19 MiB, and they
-/// run at a lower CPU priority so that hashing yields the cores to request handling.
-struct HashPool {
-    tx: std::sync::mpsc::Sender<Job>,
-}
-
-impl HashPool {
-    fn new(threads: usize) -> Result<Self> {
-        let (tx, rx) = std::sync::mpsc::channel::<Job>();
-        let rx = Arc::new(std::sync::Mutex::new(rx));
-        for i in 0..threads {
-            let rx = rx.clone();
-            std::thread::Builder::new()
-                .name(format!("keymint-argon2-{i}"))
-                .spawn(move || {
-                    lower_priority();
-                    loop {
-                        let job = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
-                        match job {
-                            Ok(job) => job(),
-                            Err(_) => return,
-                        }
-                    }
-                })
-                .map_err(Error::internal)?;
-        }
-        Ok(Self { tx })
-    }
-
-    async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
-        let (done, result) = tokio::sync::oneshot::channel();
-        self.tx
-            .send(Box::new(move || {
-                let _ = done.send(f());
-            }))
-            .map_err(|_| Error::internal("password hashing pool stopped"))?;
-        result
-            .await
-            .map_err(|_| Error::internal("password hashing job lost"))
-    }
-}
-
-/// Nice 10 for the calling thread (Linux applies setpriority to a single thread id).
-#[cfg(target_os = "linux")]
-fn lower_priority() {
-    // SAFETY: gettid and setpriority take and return plain integers; no memory is shared.
-    unsafe {
-        let tid = libc::gettid();
-        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10);
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn lower_priority() {}
 
 fn params() -> Params {
     // OWASP: m=19 MiB, t=2, p=1. `Params::new` only fails on out-of-range values.
@@ -153,14 +97,12 @@ impl PasswordHasher {
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
-        let pool = HashPool::new(cores)?;
+        let pool = WorkPool::new("argon2", cores, true)?;
         // On a hashing thread, whose memory is reused anyway, not on the caller's.
         let (tx, rx) = std::sync::mpsc::channel();
-        pool.tx
-            .send(Box::new(move || {
-                let _ = tx.send(hash_blocking(b"keymint-dummy-password"));
-            }))
-            .map_err(|_| Error::internal("password hashing pool stopped"))?;
+        pool.send(move || {
+            let _ = tx.send(hash_blocking(b"keymint-dummy-password"));
+        })?;
         let dummy = rx
             .recv()
             .map_err(|_| Error::internal("password hashing job lost"))?

@@ -1,0 +1,85 @@
+//! A fixed set of named threads for CPU-bound work (argon2, RSA signatures), fed by one queue.
+//! Unlike tokio's elastic blocking pool, it never grows past its size: N threads on N cores
+//! take jobs back to back without parking while the queue is full, and per-thread memory
+//! (argon2's 19 MiB blocks) is bounded by N.
+
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+
+type Job = Box<dyn FnOnce() + Send>;
+
+pub struct WorkPool {
+    name: &'static str,
+    tx: std::sync::mpsc::Sender<Job>,
+}
+
+impl WorkPool {
+    /// `threads` threads named `keymint-{name}-{i}`; with `lower_priority` they run at nice 10,
+    /// so that their work yields the cores to request handling.
+    pub fn new(name: &'static str, threads: usize, lower_priority: bool) -> Result<Self> {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let rx = Arc::new(std::sync::Mutex::new(rx));
+        for i in 0..threads.max(1) {
+            let rx = rx.clone();
+            std::thread::Builder::new()
+                .name(format!("keymint-{name}-{i}"))
+                .spawn(move || {
+                    if lower_priority {
+                        nice_this_thread();
+                    }
+                    loop {
+                        let job = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
+                    }
+                })
+                .map_err(Error::internal)?;
+        }
+        Ok(Self { name, tx })
+    }
+
+    /// One thread per core.
+    pub fn per_core(name: &'static str, lower_priority: bool) -> Result<Self> {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        Self::new(name, cores, lower_priority)
+    }
+
+    /// Run `f` on the pool and wait for its result without blocking the runtime.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T> {
+        let (done, result) = tokio::sync::oneshot::channel();
+        self.send(move || {
+            let _ = done.send(f());
+        })?;
+        result
+            .await
+            .map_err(|_| Error::internal(format!("{} pool lost a job", self.name)))
+    }
+
+    /// Queue `f` without waiting for it.
+    pub fn send(&self, f: impl FnOnce() + Send + 'static) -> Result<()> {
+        self.tx
+            .send(Box::new(f))
+            .map_err(|_| Error::internal(format!("{} pool stopped", self.name)))
+    }
+}
+
+/// Nice 10 for the calling thread (Linux applies setpriority to a single thread id).
+#[cfg(target_os = "linux")]
+fn nice_this_thread() {
+    // SAFETY: gettid and setpriority take and return plain integers; no memory is shared.
+    unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn nice_this_thread() {}
