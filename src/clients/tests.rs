@@ -23,3 +23,11 @@ fn redirect_uris() {
     assert!(!valid_redirect_uri("javascript:alert(1)"));
     assert!(!valid_redirect_uri("/relative"));
 }
+
+#[test]
+fn digest_is_lowercase_hex_sha256() {
+    assert_eq!(
+        digest("abc"),
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
+}

@@ -62,7 +62,9 @@ const KEEP_AFTER_EXPIRY: i64 = 60;
 /// How often expired entries are dropped from memory.
 const PURGE_EVERY: Duration = Duration::from_secs(60);
 
-const LOAD_BATCH: u64 = 10_000;
+/// Rows per page when loading: 20k packed rows are ~1 MiB of text (50k loaded 1M rows 7% faster
+/// but left 55 MiB instead of 33 in the allocator; `cargo bench --bench denylist`).
+const LOAD_BATCH: u64 = 20_000;
 /// How often a follower re-reads every live row, the safety net under the position.
 const RECONCILE: Duration = Duration::from_secs(600);
 

@@ -20,8 +20,12 @@ pub struct PasswordHasher {
     /// its own malloc arena holding that memory (measured: 2.6 GiB RSS under 64 concurrent
     /// logins). One low-priority thread per core bounds it to cores × 19 MiB.
     pool: WorkPool,
-    dummy: String,
 }
+
+/// What an unknown user's password is checked against: an argon2id hash with `params()`,
+/// made once offline rather than at every start, where it would leave a hashing thread's
+/// 19 MiB resident before any login (the unit test below checks it verifies and its cost).
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$3y0wXwMCN+ZUsPfQskB6/Q$zb6KUpfOTQ0mN4edIxNszgMweCXL91GRd1LpiRKdpBI";
 
 fn params() -> Params {
     // OWASP: m=19 MiB, t=2, p=1. `Params::new` only fails on out-of-range values.
@@ -97,20 +101,9 @@ impl PasswordHasher {
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
-        let pool = WorkPool::new("argon2", cores, true)?;
-        // On a hashing thread, whose memory is reused anyway, not on the caller's.
-        let (tx, rx) = std::sync::mpsc::channel();
-        pool.send(move || {
-            let _ = tx.send(hash_blocking(b"keymint-dummy-password"));
-        })?;
-        let dummy = rx
-            .recv()
-            .map_err(|_| Error::internal("password hashing job lost"))?
-            .map_err(Error::internal)?;
         Ok(Self {
             permits: Semaphore::new(cores),
-            pool,
-            dummy,
+            pool: WorkPool::new("argon2", cores, true)?,
         })
     }
 
@@ -128,7 +121,7 @@ impl PasswordHasher {
     /// paths cost one argon2 verification.
     pub async fn verify(&self, hash: Option<&str>, pw: &str) -> Result<bool> {
         let known = hash.is_some();
-        let hash = hash.unwrap_or(&self.dummy).to_string();
+        let hash = hash.unwrap_or(DUMMY_HASH).to_string();
         let pw = Zeroizing::new(pw.as_bytes().to_vec());
         let _permit = self.permits.acquire().await.map_err(Error::internal)?;
         let ok = self.pool.run(move || verify_blocking(&hash, &pw)).await?;
@@ -148,5 +141,18 @@ mod tests {
         assert!(h.verify(Some(&hash), "correct horse").await.unwrap());
         assert!(!h.verify(Some(&hash), "wrong horse").await.unwrap());
         assert!(!h.verify(None, "keymint-dummy-password").await.unwrap());
+    }
+
+    #[test]
+    fn the_dummy_hash_costs_what_a_real_one_does() {
+        let p = params();
+        let prefix = format!(
+            "$argon2id$v=19$m={},t={},p={}$",
+            p.m_cost(),
+            p.t_cost(),
+            p.p_cost()
+        );
+        assert!(DUMMY_HASH.starts_with(&prefix), "{DUMMY_HASH} vs {prefix}");
+        assert!(verify_blocking(DUMMY_HASH, b"keymint-dummy-password"));
     }
 }
