@@ -190,6 +190,13 @@ pub fn digest(secret: &str) -> String {
     out
 }
 
+fn cache<V: Clone + Send + Sync + 'static>(ttl: Duration) -> moka::sync::Cache<String, V> {
+    moka::sync::Cache::builder()
+        .max_capacity(10_000)
+        .time_to_live(ttl)
+        .build()
+}
+
 /// Client storage.
 #[derive(Clone)]
 pub struct ClientStore {
@@ -197,24 +204,20 @@ pub struct ClientStore {
     /// The last row read of each client (with its secret's digest), served only while the
     /// database is unreachable, for at most `OUTAGE_GRACE` (SPEC section 9).
     known: moka::sync::Cache<String, clients::Model>,
-    /// Rows read in the last second: a deletion here drops its entry at once, on other
-    /// instances within 1 s, as a user's change does (ARCHITECTURE.md).
+    /// Rows read in the last second; deletions elsewhere are seen within 1 s (ARCHITECTURE.md).
     fresh: moka::sync::Cache<String, clients::Model>,
+    /// Clients deleted here lately: a read racing the delete must not re-cache the row.
+    deleted: moka::sync::Cache<String, ()>,
 }
 
 impl ClientStore {
     pub fn new(db: DatabaseConnection) -> Self {
-        let cache = |ttl| {
-            moka::sync::Cache::builder()
-                .max_capacity(10_000)
-                .time_to_live(ttl)
-                .build()
-        };
-        let (known, fresh) = (
-            cache(crate::users::OUTAGE_GRACE),
-            cache(Duration::from_secs(1)),
-        );
-        Self { db, known, fresh }
+        Self {
+            db,
+            known: cache(crate::users::OUTAGE_GRACE),
+            fresh: cache(Duration::from_secs(1)),
+            deleted: cache(Duration::from_secs(2)),
+        }
     }
 
     /// Create a client; returns it with its secret (none for a public client), which is
@@ -269,16 +272,15 @@ impl ClientStore {
 
     /// Delete a client; false when it did not exist.
     pub async fn delete(&self, id: &str) -> Result<bool> {
-        self.known.invalidate(id);
-        self.fresh.invalidate(id);
+        self.forget(id);
         let gone = Clients::delete_by_id(id.to_string())
             .exec(&self.db)
             .await?
             .rows_affected
             > 0;
-        // Again: an `authenticate` that read the row before the delete may have cached it.
-        self.known.invalidate(id);
-        self.fresh.invalidate(id);
+        // A read that raced the delete: cached already (forgotten here) or not yet (tombstone).
+        self.deleted.insert(id.to_string(), ());
+        self.forget(id);
         Ok(gone)
     }
 
@@ -306,6 +308,20 @@ impl ClientStore {
             .map(|r| Client::from_row(&r)))
     }
 
+    /// Cache a row just read, unless its client was deleted meanwhile (checked after).
+    fn remember(&self, id: &str, r: &clients::Model) {
+        self.known.insert(id.to_string(), r.clone());
+        self.fresh.insert(id.to_string(), r.clone());
+        if self.deleted.contains_key(id) {
+            self.forget(id);
+        }
+    }
+
+    fn forget(&self, id: &str) {
+        self.known.invalidate(id);
+        self.fresh.invalidate(id);
+    }
+
     /// The row of client `id`; during a database outage, the last one read (SPEC section 9).
     async fn row(&self, id: &str) -> Result<Option<clients::Model>> {
         if let Some(r) = self.fresh.get(id) {
@@ -315,9 +331,7 @@ impl ClientStore {
             match Clients::find_by_id(id.to_string()).one(&self.db).await {
                 Ok(row) => {
                     match &row {
-                        Some(r) => [&self.known, &self.fresh]
-                            .iter()
-                            .for_each(|c| c.insert(id.to_string(), r.clone())),
+                        Some(r) => self.remember(id, r),
                         None => self.known.invalidate(id),
                     }
                     row

@@ -31,7 +31,11 @@ impl WorkPool {
                     loop {
                         let job = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
                         match job {
-                            Ok(job) => job(),
+                            // A panicking job loses only its own result (its caller gets an
+                            // error); the thread lives on, so the pool never shrinks.
+                            Ok(job) => {
+                                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                            }
                             Err(_) => return,
                         }
                     }
@@ -56,7 +60,10 @@ impl WorkPool {
     ) -> Result<T> {
         let (done, result) = tokio::sync::oneshot::channel();
         self.send(move || {
-            let _ = done.send(f());
+            // The caller gave up (its request timed out or its client left): skip the work.
+            if !done.is_closed() {
+                let _ = done.send(f());
+            }
         })?;
         result
             .await
@@ -83,3 +90,22 @@ fn nice_this_thread() {
 
 #[cfg(not(target_os = "linux"))]
 fn nice_this_thread() {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_job_fails_alone_and_the_pool_keeps_its_threads() {
+        let pool = WorkPool::new("test", 1, false).unwrap();
+        for _ in 0..3 {
+            let lost = pool.run(|| -> u32 { panic!("job panics") }).await;
+            assert!(lost.is_err(), "the caller hears of the lost job");
+        }
+        assert_eq!(
+            pool.run(|| 7).await.unwrap(),
+            7,
+            "the one thread still works"
+        );
+    }
+}

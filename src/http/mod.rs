@@ -118,15 +118,17 @@ pub fn router(state: AppState) -> Router {
         .merge(docs)
         .merge(browser_pages(state_for_pages))
         .fallback(|| async { Error::not_found("route") })
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn(move |req, next| {
-            observe(req, next, metrics.clone(), timeout)
-        }));
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
     // CORS is closed unless origins are configured: no layer, no Access-Control-* headers.
     let router = match cors {
         Some(cors) => router.layer(cors),
         None => router,
     };
+    // Outside CORS, which answers preflights itself; inside the header layers, so its 408
+    // carries them.
+    let router = router.layer(middleware::from_fn(move |req, next| {
+        observe(req, next, metrics.clone(), timeout)
+    }));
     let router = if https {
         router.layer(SetResponseHeaderLayer::overriding(
             header::STRICT_TRANSPORT_SECURITY,
