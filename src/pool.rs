@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorCode, Result};
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -47,10 +47,7 @@ impl WorkPool {
 
     /// One thread per core.
     pub fn per_core(name: &'static str, lower_priority: bool) -> Result<Self> {
-        let cores = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2);
-        Self::new(name, cores, lower_priority)
+        Self::new(name, cores(), lower_priority)
     }
 
     /// Run `f` on the pool and wait for its result without blocking the runtime.
@@ -70,12 +67,28 @@ impl WorkPool {
             .map_err(|_| Error::internal(format!("{} pool lost a job", self.name)))
     }
 
-    /// Queue `f` without waiting for it.
-    pub fn send(&self, f: impl FnOnce() + Send + 'static) -> Result<()> {
+    /// `run` for signatures: one that fails (no active key, the HSM refused) is 503.
+    pub async fn sign<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> std::result::Result<T, String> + Send + 'static,
+    ) -> Result<T> {
+        self.run(f)
+            .await?
+            .map_err(|e| Error::new(ErrorCode::ServiceUnavailable, format!("cannot sign: {e}")))
+    }
+
+    fn send(&self, f: impl FnOnce() + Send + 'static) -> Result<()> {
         self.tx
             .send(Box::new(f))
             .map_err(|_| Error::internal(format!("{} pool stopped", self.name)))
     }
+}
+
+/// The machine's cores as this process may use them (2 when unknown).
+pub fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
 }
 
 /// Nice 10 for the calling thread (Linux applies setpriority to a single thread id).

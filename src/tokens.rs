@@ -239,7 +239,7 @@ impl Tokens {
         Ok(c)
     }
 
-    /// Access tokens held as verified (for tests and the metrics).
+    /// Access tokens held as verified (tests read it).
     pub fn verified_len(&self) -> usize {
         self.verified.len()
     }

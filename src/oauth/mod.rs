@@ -13,7 +13,7 @@ use sea_orm::EntityTrait;
 
 use crate::clients::Client;
 use crate::db::entities::refresh_families as fam;
-use crate::error::{Error, ErrorCode};
+use crate::error::Error;
 use crate::keys::Purpose;
 use crate::sessions::TokenPair;
 use crate::state::App;
@@ -183,9 +183,8 @@ pub async fn client_credentials_grant(
     let (ring, tokens) = (app.keys.ring(), app.tokens.clone());
     let access_token = app
         .signing
-        .run(move || tokens.sign(&ring, Purpose::Access, &claims))
-        .await?
-        .map_err(|e| Error::new(ErrorCode::ServiceUnavailable, format!("cannot sign: {e}")))?;
+        .sign(move || tokens.sign(&ring, Purpose::Access, &claims))
+        .await?;
     app.metrics.issued(crate::metrics::Issued::Access);
     Ok(ClientToken {
         access_token,

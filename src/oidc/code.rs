@@ -15,7 +15,7 @@ use super::{at_hash, digest, pkce_matches, random_secret};
 use crate::audit::{self, Event};
 use crate::clients::Client;
 use crate::db::entities::auth_codes::{self as codes, Column as C, Entity as Codes};
-use crate::error::{Error, ErrorCode};
+use crate::error::Error;
 use crate::keys::Purpose;
 use crate::oauth::OAuthError;
 use crate::sessions::{Grant, TokenPair};
@@ -216,9 +216,8 @@ pub async fn grant(
 async fn sign_id_token(app: &App, claims: IdClaims) -> Result<String, Error> {
     let (ring, tokens) = (app.keys.ring(), app.tokens.clone());
     app.signing
-        .run(move || tokens.sign_typed(&ring, Purpose::Access, "JWT", &claims))
-        .await?
-        .map_err(|e| Error::new(ErrorCode::ServiceUnavailable, format!("cannot sign: {e}")))
+        .sign(move || tokens.sign_typed(&ring, Purpose::Access, "JWT", &claims))
+        .await
 }
 
 /// A code presented again: mark it, revoke what its first use issued, audit; the answer is

@@ -97,18 +97,12 @@ impl Sessions {
         let ring = self.keys.ring();
         let tokens = self.tokens.clone();
         self.signing
-            .run(move || {
+            .sign(move || {
                 let a = tokens.sign(&ring, Purpose::Access, &access)?;
                 let r = tokens.sign(&ring, Purpose::Refresh, &refresh)?;
-                Ok::<_, String>((a, r))
+                Ok((a, r))
             })
-            .await?
-            .map_err(|e| {
-                Error::new(
-                    ErrorCode::ServiceUnavailable,
-                    format!("cannot sign tokens: {e}"),
-                )
-            })
+            .await
     }
 
     fn claims(&self, g: &Grant, family: &str, now: i64) -> (AccessClaims, RefreshClaims) {

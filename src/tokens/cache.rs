@@ -25,7 +25,7 @@ struct Entry {
 type Digest = [u8; 32];
 
 pub struct VerifiedCache {
-    shards: [RwLock<HashMap<Digest, Arc<Entry>>>; SHARDS],
+    shards: [RwLock<HashMap<Digest, Entry>>; SHARDS],
 }
 
 impl Default for VerifiedCache {
@@ -45,7 +45,7 @@ pub fn digest(token: &str) -> Digest {
 }
 
 impl VerifiedCache {
-    fn shard(&self, d: &Digest) -> &RwLock<HashMap<Digest, Arc<Entry>>> {
+    fn shard(&self, d: &Digest) -> &RwLock<HashMap<Digest, Entry>> {
         &self.shards[usize::from(d[0]) % SHARDS]
     }
 
@@ -67,7 +67,7 @@ impl VerifiedCache {
             kid: kid.into(),
             claims: claims.clone(),
         };
-        shard.insert(d, Arc::new(entry));
+        shard.insert(d, entry);
     }
 
     /// Forget one token (it expired).

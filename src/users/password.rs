@@ -98,12 +98,9 @@ pub fn verify_blocking(hash: &str, pw: &[u8]) -> bool {
 
 impl PasswordHasher {
     pub fn new() -> Result<Self> {
-        let cores = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2);
         Ok(Self {
-            permits: Semaphore::new(cores),
-            pool: WorkPool::new("argon2", cores, true)?,
+            permits: Semaphore::new(crate::pool::cores()),
+            pool: WorkPool::per_core("argon2", true)?,
         })
     }
 
