@@ -50,12 +50,7 @@ need_tools curl jq awk
 
 # --- the driver (and keymint, when it is the default binary), built in this repository -------
 if [ -z "${DRIVER:-}" ]; then
-  build=(--bench code_flow)
-  [ "$BIN" = "$default_bin" ] && build+=(--bin keymint)
-  log "cargo build --release ${build[*]} (in $repo)"
-  DRIVER=$(cd "$repo" && cargo build --release "${build[@]}" --message-format=json-render-diagnostics |
-    jq -r 'select(.reason == "compiler-artifact" and .target.name == "code_flow" and .executable != null) | .executable' |
-    tail -1)
+  DRIVER=$(build_benches code_flow | awk '$1 == "code_flow" { print $2 }' | tail -1)
 fi
 [ -x "${DRIVER:-}" ] || die "no code_flow driver (DRIVER=${DRIVER:-})"
 bench_start keymint-code-flow
@@ -64,39 +59,11 @@ cores=$(nproc)
 # --- 1. argon2id alone, while the machine is idle ----------------------------------------------
 busy_before=$(idle_check)
 log "machine busy before the run: $busy_before% (of $((cores * 100))%), load average $(cut -d' ' -f1-3 /proc/loadavg)"
-log "argon2id: $ARGON2_ITERATIONS verifications on one thread, then on $cores threads at once"
-KM_ITERATIONS=$ARGON2_ITERATIONS KM_THREADS=$cores "$DRIVER" argon2 >"$tmp/argon2.txt" 2>>"$tmp/driver.err" \
-  || die "argon2 timing failed: $(tail -3 "$tmp/driver.err")"
-hash_ms=$(kv "$tmp/argon2.txt" median_ms)
-argon2_par=$(kv "$tmp/argon2.txt" parallel_per_s)
-argon2_limit=$(awk -v c="$cores" -v t="$hash_ms" 'BEGIN { printf "%.1f", c * 1000 / t }')
-log "argon2id verify: median $hash_ms ms (min $(kv "$tmp/argon2.txt" min_ms), max $(kv "$tmp/argon2.txt" max_ms)) on one thread:" \
-  "limit $cores ÷ $hash_ms ms = $argon2_limit/s; $cores threads at once: $argon2_par/s"
+measure_argon2
 
 # --- keymint on SQLite -------------------------------------------------------------------------
-port=$(free_port) || die "no free port"
-url="http://127.0.0.1:$port"
-export KEYMINT_BIND="127.0.0.1:$port" KEYMINT_ISSUER="$url" \
-  KEYMINT_DATABASE_URL="sqlite://$tmp/k.db" KEYMINT_KEYS_DIR="$tmp/keys" \
-  KEYMINT_BOOTSTRAP_ADMIN="$ADMIN" RUST_LOG=${RUST_LOG:-warn}
-# Scheduled jobs (RSA key generation, cleanup) must not fire inside a measurement window.
-export KEYMINT_ROTATION_CRON="0 0 4 1 1 *" KEYMINT_CLEANUP_CRON="0 0 4 1 1 *"
-# Every login here succeeds, but the limiter reserves each attempt as a failure until its
-# password checks out, and all CONNS connections come from 127.0.0.1: at the default
-# per-address allowance (20) most concurrent logins would be refused with 429.
-export KEYMINT_LOGIN_IP_FAILURES=${KEYMINT_LOGIN_IP_FAILURES:-1000000}
-log "starting $BIN serve on $url (SQLite in $tmp)"
-"$BIN" serve >>"$tmp/keymint.log" 2>&1 &
-kpid=$!
-pids+=("$kpid")
-for _ in $(seq 600); do # up to 60 s
-  alive "$kpid" || die "keymint exited: $(tail -5 "$tmp/keymint.log")"
-  [ "$(curl -s -o /dev/null -w '%{http_code}' "$url/readyz")" = 200 ] && break
-  sleep 0.1
-done
-[ "$(curl -s -o /dev/null -w '%{http_code}' "$url/readyz")" = 200 ] || die "keymint not ready after 60 s"
-rss_idle=$(rss_kib "$kpid" VmRSS)
-log "keymint ready (pid $kpid, RSS $(mib "$rss_idle") MiB)"
+keymint_env_sqlite
+start_keymint "$url" "$tmp/keymint.log"
 
 # --- setup: users and a confidential client with the code flow --------------------------------
 admin_body=$(jq -cn --arg u "${ADMIN%%:*}" --arg p "${ADMIN#*:}" '{username: $u, password: $p}')

@@ -103,3 +103,71 @@ ms() { awk -v x="$1" 'BEGIN { if (x == "") print "-"; else if (x < 10) printf "%
 f() { awk -v x="$1" 'BEGIN { if (x == "") print "-"; else printf "%.0f", x }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == "" || b == 0) print "-"; else printf "%.2f", a / b }'; }
 us_req() { awk -v c="$1" -v r="$2" 'BEGIN { if (r == "" || r == 0 || c == "") print "-"; else printf "%.0f", c / 100 * 1e6 / r }'; }
+
+# build_benches NAME...: `cargo build --release --bench NAME...` in the repository (with
+# `--bin keymint` too when $BIN is the default binary); prints "NAME PATH" per executable built.
+build_benches() {
+  local build=() n
+  for n in "$@"; do build+=(--bench "$n"); done
+  [ "$BIN" = "$repo/target/release/keymint" ] && build+=(--bin keymint)
+  log "cargo build --release ${build[*]} (in $repo)"
+  (cd "$repo" && cargo build --release "${build[@]}" --message-format=json-render-diagnostics) |
+    jq -r 'select(.reason == "compiler-artifact" and .executable != null) | "\(.target.name) \(.executable)"'
+}
+
+# measure_argon2: keymint's own argon2id verification alone ($DRIVER argon2), ARGON2_ITERATIONS
+# times on one thread, then on every core at once; run it while the machine is idle. Sets
+# hash_ms (median), argon2_par (per second, all cores at once) and argon2_limit (cores ÷ hash_ms).
+measure_argon2() {
+  local cores
+  cores=$(nproc)
+  log "argon2id: ${ARGON2_ITERATIONS:-20} verifications on one thread, then on $cores threads at once"
+  KM_ITERATIONS=${ARGON2_ITERATIONS:-20} KM_THREADS=$cores "$DRIVER" argon2 >"$tmp/argon2.txt" 2>"$tmp/argon2.err" \
+    || die "argon2 timing failed: $(tail -3 "$tmp/argon2.err")"
+  hash_ms=$(kv "$tmp/argon2.txt" median_ms)
+  argon2_par=$(kv "$tmp/argon2.txt" parallel_per_s)
+  argon2_limit=$(awk -v c="$cores" -v t="$hash_ms" 'BEGIN { printf "%.1f", c * 1000 / t }')
+  log "argon2id verify: median $hash_ms ms (min $(kv "$tmp/argon2.txt" min_ms), max $(kv "$tmp/argon2.txt" max_ms)) on one thread:" \
+    "limit $cores ÷ $hash_ms ms = $argon2_limit/s; $cores threads at once: $argon2_par/s"
+}
+
+# keymint_env_sqlite: the environment of a benchmarked keymint on SQLite in $tmp, on a free
+# loopback port (sets port and url; needs ADMIN).
+keymint_env_sqlite() {
+  port=$(free_port) || die "no free port"
+  url="http://127.0.0.1:$port"
+  export KEYMINT_BIND="127.0.0.1:$port" KEYMINT_ISSUER="$url" \
+    KEYMINT_DATABASE_URL="sqlite://$tmp/k.db" KEYMINT_KEYS_DIR="$tmp/keys" \
+    KEYMINT_BOOTSTRAP_ADMIN="$ADMIN" RUST_LOG=${RUST_LOG:-warn}
+  # Scheduled jobs (RSA key generation, cleanup) must not fire inside a measurement window.
+  export KEYMINT_ROTATION_CRON="0 0 4 1 1 *" KEYMINT_CLEANUP_CRON="0 0 4 1 1 *"
+  # Every benchmarked login succeeds, but the limiter reserves each attempt as a failure until
+  # its password checks out, and all connections come from 127.0.0.1: at the default
+  # per-address allowance most concurrent logins would be refused with 429.
+  export KEYMINT_LOGIN_IP_FAILURES=${KEYMINT_LOGIN_IP_FAILURES:-1000000}
+}
+
+# start_keymint URL LOGFILE: `$BIN serve` with the exported environment, waited for until URL's
+# /readyz answers 200 (60 s at most); sets kpid and rss_idle (KiB).
+start_keymint() {
+  log "starting $BIN serve on $1 ($KEYMINT_DATABASE_URL)"
+  "$BIN" serve >>"$2" 2>&1 &
+  kpid=$!
+  pids+=("$kpid")
+  for _ in $(seq 600); do
+    alive "$kpid" || die "keymint exited: $(tail -5 "$2")"
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "$1/readyz")" = 200 ] && break
+    sleep 0.1
+  done
+  [ "$(curl -s -o /dev/null -w '%{http_code}' "$1/readyz")" = 200 ] || die "keymint not ready after 60 s"
+  rss_idle=$(rss_kib "$kpid" VmRSS)
+  log "keymint ready (pid $kpid, RSS $(mib "$rss_idle") MiB)"
+}
+
+# stop_keymint: SIGTERM to $kpid, SIGKILL after 10 s.
+stop_keymint() {
+  kill "$kpid" 2>/dev/null || true
+  for _ in $(seq 100); do alive "$kpid" || break; sleep 0.1; done
+  kill -9 "$kpid" 2>/dev/null || true
+  wait "$kpid" 2>/dev/null || true
+}

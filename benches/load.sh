@@ -38,7 +38,6 @@ ADMIN=${KEYMINT_BOOTSTRAP_ADMIN:-admin:admin-password-1}
 ARGON2_ITERATIONS=${ARGON2_ITERATIONS:-20}
 PG_URL=${PG_URL:-${KEYMINT_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}}
 LUA="$here/wrk/keymint.lua"
-default_bin=$repo/target/release/keymint
 BENCH_NAME=load
 # shellcheck source=benches/lib.sh
 . "$here/lib.sh"
@@ -53,11 +52,7 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 # --- the drivers (argon2 timing, denylist load), built in this repository -----------------------
 if [ -z "${DRIVER:-}" ] || { [ "${DENYLIST:-1}" = 1 ] && [ -z "${DENYLIST_BENCH:-}" ]; }; then
-  build=(--bench code_flow --bench denylist)
-  [ "$BIN" = "$default_bin" ] && build+=(--bin keymint)
-  log "cargo build --release ${build[*]} (in $repo)"
-  built=$(cd "$repo" && cargo build --release "${build[@]}" --message-format=json-render-diagnostics |
-    jq -r 'select(.reason == "compiler-artifact" and .executable != null) | "\(.target.name) \(.executable)"')
+  built=$(build_benches code_flow denylist)
   DRIVER=${DRIVER:-$(awk '$1 == "code_flow" { print $2 }' <<<"$built" | tail -1)}
   DENYLIST_BENCH=${DENYLIST_BENCH:-$(awk '$1 == "denylist" { print $2 }' <<<"$built" | tail -1)}
 fi
@@ -74,45 +69,10 @@ openssl speed -seconds 3 rsa2048 >"$tmp/openssl.txt" 2>/dev/null
 read -r sign_s verify_s < <(awk '/^rsa 2048/ { s = $(NF-1); v = $NF } END { print s, v }' "$tmp/openssl.txt")
 [ -n "$sign_s" ] && [ -n "$verify_s" ] || die "cannot parse openssl speed output: $(tail -3 "$tmp/openssl.txt")"
 log "openssl rsa2048: sign/s=$sign_s verify/s=$verify_s (one core)"
-log "argon2id: $ARGON2_ITERATIONS verifications on one thread (keymint's own, m=19 MiB t=2 p=1)"
-KM_ITERATIONS=$ARGON2_ITERATIONS KM_THREADS=$cores "$DRIVER" argon2 >"$tmp/argon2.txt" 2>"$tmp/argon2.err" \
-  || die "argon2 timing failed: $(tail -3 "$tmp/argon2.err")"
-hash_ms=$(kv "$tmp/argon2.txt" median_ms)
-argon2_limit=$(awk -v c="$cores" -v t="$hash_ms" 'BEGIN { printf "%.1f", c * 1000 / t }')
-log "argon2id: median $hash_ms ms; limit $cores ÷ $hash_ms ms = $argon2_limit logins/s"
+measure_argon2
 
 # --- keymint on SQLite -------------------------------------------------------------------------
-port=$(free_port) || die "no free port"
-url="http://127.0.0.1:$port"
-export KEYMINT_BIND="127.0.0.1:$port" KEYMINT_ISSUER="$url" \
-  KEYMINT_DATABASE_URL="sqlite://$tmp/k.db" KEYMINT_KEYS_DIR="$tmp/keys" \
-  KEYMINT_BOOTSTRAP_ADMIN="$ADMIN" RUST_LOG=${RUST_LOG:-warn}
-# Scheduled jobs (RSA key generation, cleanup) must not fire inside a measurement window.
-export KEYMINT_ROTATION_CRON="0 0 4 1 1 *" KEYMINT_CLEANUP_CRON="0 0 4 1 1 *"
-# Every login here succeeds, but the limiter reserves each attempt as a failure until its
-# password checks out, and all connections come from 127.0.0.1: at the default per-address
-# allowance most concurrent logins would be refused with 429 (as in benches/code_flow.sh).
-export KEYMINT_LOGIN_IP_FAILURES=${KEYMINT_LOGIN_IP_FAILURES:-1000000}
-start_keymint() { # start_keymint URL LOGFILE: sets kpid and rss_idle
-  log "starting $BIN serve on $1 ($KEYMINT_DATABASE_URL)"
-  "$BIN" serve >>"$2" 2>&1 &
-  kpid=$!
-  pids+=("$kpid")
-  for _ in $(seq 600); do # up to 60 s
-    alive "$kpid" || die "keymint exited: $(tail -5 "$2")"
-    [ "$(curl -s -o /dev/null -w '%{http_code}' "$1/readyz")" = 200 ] && break
-    sleep 0.1
-  done
-  [ "$(curl -s -o /dev/null -w '%{http_code}' "$1/readyz")" = 200 ] || die "keymint not ready after 60 s"
-  rss_idle=$(rss_kib "$kpid" VmRSS)
-  log "keymint ready (pid $kpid, RSS $(mib "$rss_idle") MiB)"
-}
-stop_keymint() {
-  kill "$kpid"
-  for _ in $(seq 100); do alive "$kpid" || break; sleep 0.1; done
-  kill -9 "$kpid" 2>/dev/null || true
-  wait "$kpid" 2>/dev/null || true
-}
+keymint_env_sqlite
 start_keymint "$url" "$tmp/keymint.log"
 
 user=${ADMIN%%:*}

@@ -31,19 +31,8 @@ command -v inferno-flamegraph >/dev/null || die "no inferno: cargo install infer
 bench_start keymint-profile
 mkdir -p "$out"
 
-port=$(free_port) || die "no free port"
-url="http://127.0.0.1:$port"
-export KEYMINT_BIND="127.0.0.1:$port" KEYMINT_ISSUER="$url" KEYMINT_DATABASE_URL="sqlite://$tmp/k.db" \
-  KEYMINT_KEYS_DIR="$tmp/keys" KEYMINT_BOOTSTRAP_ADMIN="$ADMIN" RUST_LOG=warn \
-  KEYMINT_ROTATION_CRON="0 0 4 1 1 *" KEYMINT_CLEANUP_CRON="0 0 4 1 1 *" KEYMINT_LOGIN_IP_FAILURES=1000000
-"$BIN" serve >>"$tmp/keymint.log" 2>&1 &
-kpid=$!
-pids+=("$kpid")
-for _ in $(seq 600); do
-  alive "$kpid" || die "keymint exited: $(tail -5 "$tmp/keymint.log")"
-  [ "$(curl -s -o /dev/null -w '%{http_code}' "$url/readyz")" = 200 ] && break
-  sleep 0.1
-done
+keymint_env_sqlite
+start_keymint "$url" "$tmp/keymint.log"
 login_body=$(jq -cn --arg u "${ADMIN%%:*}" --arg p "${ADMIN#*:}" '{username: $u, password: $p}')
 access=$(curl -sf -H 'Content-Type: application/json' -d "$login_body" "$url/auth/login" | jq -r .access_token)
 client=$(curl -sf -H "Authorization: Bearer $access" -H 'Content-Type: application/json' \
